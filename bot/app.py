@@ -1,0 +1,123 @@
+"""Composition root: settings -> database -> content -> engine -> channels, scheduler, web."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from bot.db.session import make_engine, make_sessionmaker
+from bot.engine import Clock, Engine, utc_now
+from bot.localities import LocalityIndex
+from bot.runtime import Runtime
+from bot.settings import Settings
+from content.loader import load
+
+log = logging.getLogger(__name__)
+
+
+def build_runtime(settings: Settings, *, clock: Clock = utc_now) -> Runtime:
+    db = make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(db)
+    curriculum = load()
+    localities = LocalityIndex(province_codes=settings.provinces)
+    engine = Engine(sessionmaker, curriculum, localities, settings, clock=clock)
+    return Runtime(settings, db, sessionmaker, curriculum, localities, engine, clock)
+
+
+def make_channels(rt: Runtime) -> list:
+    """Every channel whose settings are present."""
+    channels: list = []
+    s = rt.settings
+    if s.telegram_token is not None:
+        from bot.channels.telegram.channel import TelegramChannel
+
+        channels.append(TelegramChannel(
+            rt.engine, s.telegram_token.get_secret_value(), api_url=s.telegram_api_url,
+            webhook=s.telegram_webhook,
+            webhook_secret=s.webhook_secret.get_secret_value() if s.webhook_secret else None,
+            public_url=s.public_url,
+        ))  # fmt: skip
+    return channels
+
+
+class Server:
+    """`hocvuso serve` as an object, so tests can start and stop it in-process."""
+
+    def __init__(self, rt: Runtime, channels: list) -> None:
+        self.rt = rt
+        self.channels = channels
+        self.runner: web.AppRunner | None = None
+        self.scheduler = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        from bot.web.server import make_web_app
+        from scheduler.setup import make_scheduler
+
+        routes = [r for ch in self.channels for r in ch.routes()]
+        self.runner = web.AppRunner(make_web_app(self.rt, routes), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.rt.settings.web_host, self.rt.settings.web_port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1] if sockets else self.rt.settings.web_port
+        log.info("web server on http://%s:%s", self.rt.settings.web_host, self.port)
+        self.scheduler = make_scheduler(self.rt)
+        self.scheduler.start()
+        for channel in self.channels:
+            await channel.start()
+
+    async def stop(self) -> None:
+        for channel in reversed(self.channels):
+            with contextlib.suppress(Exception):
+                await channel.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.rt.close()
+
+
+async def serve(settings: Settings) -> None:
+    rt = build_runtime(settings)
+    channels = make_channels(rt)
+    if not channels:
+        print(
+            "No channel is configured: set HOCVUSO_TELEGRAM_TOKEN (from @BotFather) to run on "
+            "Telegram.\nStarting the console chat instead (the same bot, in this terminal).\n",
+            file=sys.stderr,
+        )
+        from bot.channels.console import run_console
+
+        try:
+            await run_console(rt.engine)
+        finally:
+            await rt.close()
+        return
+    server = Server(rt, channels)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await server.stop()
+
+
+async def chat(settings: Settings) -> None:
+    from bot.channels.console import run_console
+
+    rt = build_runtime(settings)
+    try:
+        await run_console(rt.engine)
+    finally:
+        await rt.close()

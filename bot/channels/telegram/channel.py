@@ -1,0 +1,230 @@
+"""The Telegram channel: python-telegram-bot for the Bot API, our engine for the conversation.
+
+Polling (default) uses PTB's Updater; webhook mode serves `/telegram/webhook` on our aiohttp
+server and answers 2xx only after the update was handled and committed, so Telegram redelivers
+anything a crash interrupted (and the engine drops what it already handled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import web
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import Application, ApplicationBuilder, TypeHandler
+
+from bot.channels.render import split_text, to_html
+from bot.channels.telegram.convert import CHANNEL, to_incoming
+from bot.engine import Engine
+from bot.i18n import gettext_in
+from handlers.types import Kind, Reply
+
+log = logging.getLogger(__name__)
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_WEBHOOK_BODY = 1 << 20
+TEXT_MAX = 4096
+CAPTION_MAX = 1024
+COMMANDS = {
+    "vi": [("menu", "Các chủ đề để học"), ("progress", "Tiến độ học của bạn"),
+           ("help", "Hướng dẫn sử dụng"), ("language", "Đổi ngôn ngữ")],
+    "en": [("menu", "Topics to learn"), ("progress", "Your progress"),
+           ("help", "How to use the bot"), ("language", "Change language")],
+}  # fmt: skip
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(b.label, callback_data=b.payload) for b in row]
+            for row in reply.buttons
+        ]
+    )
+
+
+class TelegramChannel:
+    """Owns the PTB Application; `start()`/`stop()` follow the app's lifecycle."""
+
+    name = CHANNEL
+
+    def __init__(
+        self,
+        engine: Engine,
+        token: str,
+        *,
+        api_url: str,
+        webhook: bool = False,
+        webhook_secret: str | None = None,
+        public_url: str | None = None,
+        poll_interval: float = 0.0,
+        poll_timeout: int = 10,
+    ) -> None:
+        self.engine = engine
+        self.webhook = webhook
+        self.webhook_secret = webhook_secret or secrets.token_urlsafe(32)
+        self.public_url = public_url
+        self.poll_interval = poll_interval
+        self.poll_timeout = poll_timeout
+        builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
+            ApplicationBuilder().token(token).base_url(api_url).job_queue(None)
+            .base_file_url(api_url.replace("/bot", "/file/bot"))
+        )  # fmt: skip
+        if webhook:
+            builder = builder.updater(None)
+        self.app: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self.app.add_handler(TypeHandler(Update, self._on_ptb_update))
+        self.app.add_error_handler(self._on_error)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self._set_commands()
+        if self.webhook:
+            if not self.public_url:
+                raise RuntimeError("HOCVUSO_PUBLIC_URL is needed for the Telegram webhook")
+            await self.app.bot.set_webhook(
+                url=self.public_url + WEBHOOK_PATH, secret_token=self.webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+            )  # fmt: skip
+            await self.app.start()
+        else:
+            await self.app.bot.delete_webhook()
+            await self.app.start()
+            assert self.app.updater is not None
+            await self.app.updater.start_polling(
+                poll_interval=self.poll_interval, timeout=self.poll_timeout,
+                allowed_updates=Update.ALL_TYPES,
+            )  # fmt: skip
+        me = self.app.bot.bot
+        log.info(
+            "telegram: connected as @%s (%s)",
+            me.username,
+            "webhook" if self.webhook else "polling",
+        )
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    async def _set_commands(self) -> None:
+        try:
+            for lang, cmds in COMMANDS.items():
+                await self.app.bot.set_my_commands(
+                    [BotCommand(c, d) for c, d in cmds],
+                    language_code=None if lang == "vi" else lang,
+                )
+        except TelegramError as exc:  # cosmetic: never stop start-up for it
+            log.warning("telegram: could not set the command list: %s", exc)
+
+    # ------------------------------------------------------------------ inbound
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(WEBHOOK_PATH, self.handle_webhook)] if self.webhook else []
+
+    async def handle_webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not secrets.compare_digest(given.encode(), self.webhook_secret.encode()):
+            return web.json_response({"ok": False, "error": "forbidden"}, status=403)
+        if request.content_length is not None and request.content_length > MAX_WEBHOOK_BODY:
+            return web.json_response({"ok": False, "error": "too large"}, status=413)
+        try:
+            body = await request.content.read(MAX_WEBHOOK_BODY + 1)
+            if len(body) > MAX_WEBHOOK_BODY:
+                return web.json_response({"ok": False, "error": "too large"}, status=413)
+            update = Update.de_json(json.loads(body), self.app.bot)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return web.json_response({"ok": False, "error": "bad update"}, status=400)
+        if update is None:
+            return web.json_response({"ok": False, "error": "bad update"}, status=400)
+        await self.process(update)  # an exception here -> 500 -> Telegram delivers again
+        return web.json_response({"ok": True})
+
+    async def _on_ptb_update(self, update: object, _context: object) -> None:
+        if isinstance(update, Update):
+            await self.process(update, apologise=True)
+
+    async def _on_error(self, update: object, context: Any) -> None:
+        log.error("telegram: error while handling an update", exc_info=context.error)
+
+    async def process(self, update: Update, *, apologise: bool = False) -> None:
+        msg = to_incoming(update)
+        if msg is None:
+            return
+        if update.callback_query is not None:
+            with contextlib.suppress(TelegramError):  # the spinner times out on its own
+                await update.callback_query.answer()
+        try:
+            replies = await self.engine.handle(msg)
+        except Exception:
+            log.exception("telegram: handling update %s failed", update.update_id)
+            if not apologise:
+                raise
+            replies = [
+                Reply(
+                    gettext_in(
+                        self.engine.settings.default_language,
+                        "Sorry, something went wrong. Please try again.",
+                    )
+                )
+            ]
+        if msg.kind == Kind.UNFOLLOW:
+            return
+        await self.send(msg.chat_id, replies)
+
+    # ------------------------------------------------------------------ outbound
+
+    async def send(self, chat_id: str | int, replies: list[Reply]) -> None:
+        """Send replies in order; a person who blocked the bot is marked by the engine later."""
+        bot = self.app.bot
+        for reply in replies:
+            html = to_html(reply.text)
+            markup = keyboard(reply)
+            try:
+                if reply.document is not None:
+                    await bot.send_document(
+                        chat_id,
+                        document=reply.document,
+                        filename=reply.document_name,
+                        caption=html[:CAPTION_MAX] or None,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
+                    )
+                elif reply.image is not None and len(html) <= CAPTION_MAX:
+                    await bot.send_photo(
+                        chat_id,
+                        photo=reply.image.read_bytes(),
+                        caption=html,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
+                    )
+                else:
+                    if reply.image is not None:
+                        await bot.send_photo(chat_id, photo=reply.image.read_bytes())
+                    parts = split_text(html, TEXT_MAX)
+                    for i, part in enumerate(parts):
+                        await bot.send_message(
+                            chat_id, part, parse_mode=ParseMode.HTML,
+                            reply_markup=markup if i == len(parts) - 1 else None,
+                            link_preview_options=LinkPreviewOptions(is_disabled=True),
+                        )  # fmt: skip
+            except Forbidden:
+                log.info("telegram: chat %s blocked the bot", chat_id)
+                return

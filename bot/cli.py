@@ -1,0 +1,125 @@
+"""The `hocvuso` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from bot.settings import SettingsError, load_settings
+
+
+def _settings():
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"hocvuso: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(_args: argparse.Namespace) -> int:
+    from bot.app import serve
+    from bot.logs import setup_logging
+
+    settings = _settings()
+    setup_logging(settings.log_level, settings.secrets())
+    _upgrade(settings.database_url)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_chat(_args: argparse.Namespace) -> int:
+    from bot.app import chat
+    from bot.logs import setup_logging
+
+    settings = _settings()
+    setup_logging("WARNING", settings.secrets())
+    _upgrade(settings.database_url)
+    asyncio.run(chat(settings))
+    return 0
+
+
+def _upgrade(url: str) -> None:
+    from bot.db.migrate import upgrade
+
+    upgrade(url)
+
+
+def cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    _upgrade(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_content_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from content.loader import MODULES_DIR, check
+
+    directory = Path(args.dir) if args.dir else MODULES_DIR
+    curriculum, problems = check(directory)
+    for problem in problems:
+        print(problem)
+    if curriculum is None:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    s = curriculum.stats()
+    print(
+        f"content OK: {s['modules']} modules, {s['lessons']} lessons, {s['questions']} questions"
+    )
+    return 0
+
+
+def cmd_content_stats(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from content.loader import MODULES_DIR, check
+
+    curriculum, problems = check(Path(args.dir) if args.dir else MODULES_DIR)
+    if curriculum is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1
+    stats = curriculum.stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False))
+    else:
+        for key, value in stats.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hocvuso", description="hocvuso chatbot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the bot (Telegram, web server, scheduler)").set_defaults(
+        func=cmd_serve
+    )
+    sub.add_parser("chat", help="talk to the bot in this terminal").set_defaults(func=cmd_chat)
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    content = sub.add_parser("content", help="the curriculum").add_subparsers(
+        dest="content_command", required=True
+    )
+    chk = content.add_parser("check", help="validate every content file")
+    chk.add_argument("--dir", help="modules folder (default: the shipped content)")
+    chk.set_defaults(func=cmd_content_check)
+    st = content.add_parser("stats", help="counts of modules, lessons, questions")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    st.add_argument("--dir", help="modules folder (default: the shipped content)")
+    st.set_defaults(func=cmd_content_stats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""The conversation engine: one unit of work per incoming message.
+
+For each message it takes the person's lock (their messages are handled in order; different
+people's in parallel), opens one session and transaction, drops a repeated update, loads or
+creates the identity, runs the handlers, remembers the buttons it offered, and commits.
+Channels send the replies only after the commit, so a crash never leaves a reply whose
+state change was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import Identity, ProcessedUpdate
+from bot.i18n import _, current_language
+from bot.localities import LocalityIndex
+from bot.settings import Settings
+from content.loader import Curriculum
+from handlers.context import Context
+from handlers.router import dispatch
+from handlers.types import IncomingMessage, Kind, Reply
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def insert_ignore(session: AsyncSession, model: type, **values: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for the session's backend."""
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model).values(**values).on_conflict_do_nothing()
+
+
+async def claim_once(session: AsyncSession, channel: str, key: str, now: datetime) -> bool:
+    """True the first time (channel, key) is claimed, False ever after."""
+    result = await session.execute(
+        insert_ignore(session, ProcessedUpdate, channel=channel, update_key=key[:128], at=now)
+    )
+    return bool(result.rowcount)
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Any, tuple[asyncio.Lock, int]] = {}
+
+    def __call__(self, key: Any) -> _Held:
+        return _Held(self, key)
+
+    def _enter(self, key: Any) -> asyncio.Lock:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        return lock
+
+    def _exit(self, key: Any) -> None:
+        lock, users = self._locks[key]
+        if users <= 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class _Held:
+    def __init__(self, owner: KeyedLocks, key: Any) -> None:
+        self.owner, self.key = owner, key
+
+    async def __aenter__(self) -> None:
+        self.lock = self.owner._enter(self.key)
+        await self.lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.lock.release()
+        self.owner._exit(self.key)
+
+
+class Engine:
+    """Turns an IncomingMessage into replies, with everything it changed committed."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        curriculum: Curriculum,
+        localities: LocalityIndex,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        extras: dict[str, Any] | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.curriculum = curriculum
+        self.localities = localities
+        self.settings = settings
+        self.clock = clock
+        self.extras = extras or {}
+        self.locks = KeyedLocks()
+
+    async def handle(self, msg: IncomingMessage) -> list[Reply]:
+        if not msg.is_private:
+            return await self._group(msg)
+        async with self.locks((msg.channel, msg.user_id)):
+            async with self.sessionmaker() as session, session.begin():
+                now = self.clock()
+                if msg.update_id is not None and not await claim_once(
+                    session, msg.channel, msg.update_id, now
+                ):
+                    log.info("duplicate update %s/%s dropped", msg.channel, msg.update_id)
+                    return []
+                identity = await self.identity(session, msg, now)
+                if msg.kind == Kind.UNFOLLOW:
+                    identity.unreachable_at = now
+                    return []
+                identity.unreachable_at = None
+                identity.last_inbound_at = now
+                token = current_language.set(identity.language)
+                try:
+                    ctx = Context(
+                        msg,
+                        session,
+                        identity,
+                        self.curriculum,
+                        self.localities,
+                        self.settings,
+                        now,
+                        self.extras,
+                    )
+                    replies = await dispatch(ctx)
+                    offered = next((r for r in reversed(replies) if r.buttons), None)
+                    if offered is not None:
+                        ctx.remember(_buttons=[[b.label, b.payload] for b in offered.flat_buttons])
+                    if identity.person is not None:
+                        identity.person.last_active_at = now
+                finally:
+                    current_language.reset(token)
+            return replies
+
+    async def identity(
+        self, session: AsyncSession, msg: IncomingMessage, now: datetime
+    ) -> Identity:
+        """The identity of the sender, created on first contact (platform id only)."""
+        query = select(Identity).where(
+            Identity.channel == msg.channel, Identity.external_id == msg.user_id
+        )
+        identity = await session.scalar(query)
+        if identity is None:
+            await session.execute(insert_ignore(
+                session, Identity, channel=msg.channel, external_id=msg.user_id,
+                chat_id=msg.chat_id, language=self.settings.default_language, consent="pending",
+                state="", state_data={}, created_at=now, last_inbound_at=now,
+            ))  # fmt: skip
+            identity = await session.scalar(query)
+            assert identity is not None
+        if identity.chat_id != msg.chat_id:
+            identity.chat_id = msg.chat_id
+        return identity
+
+    async def _group(self, msg: IncomingMessage) -> list[Reply]:
+        """Group chats get one short notice per chat, then silence."""
+        async with self.sessionmaker() as session, session.begin():
+            first = await claim_once(
+                session, msg.channel, f"group-notice:{msg.chat_id}", self.clock()
+            )
+        if not first:
+            return []
+        token = current_language.set(self.settings.default_language)
+        try:
+            return [Reply(_("I only talk in private chats. Please message me directly."))]
+        finally:
+            current_language.reset(token)

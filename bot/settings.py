@@ -1,0 +1,121 @@
+"""Configuration from the environment (prefix HOCVUSO_) and an optional .env file.
+
+A bad value stops start-up with one line naming the variable (see `load_settings`); secrets
+are `SecretStr`, so they never show up in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DB_URL = "sqlite+aiosqlite:///./data/hocvuso.db"
+_SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class SettingsError(Exception):
+    """A configuration value is wrong; the message names the variable and never its value."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOCVUSO_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = DEFAULT_DB_URL
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_webhook: bool = False
+    webhook_secret: SecretStr | None = None
+    public_url: str | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    provinces: Annotated[tuple[int, ...], NoDecode] = (37,)
+    default_language: Literal["vi", "en"] = "vi"
+    log_level: str = "INFO"
+    # Identities that never consented are forgotten after this many days.
+    unconsented_retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("provinces", mode="before")
+    @classmethod
+    def _split_provinces(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+            if not parts or not all(p.isdigit() for p in parts):
+                raise ValueError("expected province codes such as 37 or 37,1")
+            return tuple(int(p) for p in parts)
+        if isinstance(value, int):
+            return (value,)
+        return value
+
+    @field_validator("provinces")
+    @classmethod
+    def _known_provinces(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        from vietnam_provinces import ProvinceCode
+
+        known = {int(c) for c in ProvinceCode}
+        unknown = [c for c in value if c not in known]
+        if unknown:
+            raise ValueError(f"unknown province code(s): {unknown}")
+        return value
+
+    @field_validator("telegram_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        if value is not None and not re.fullmatch(r"\d+:[\w-]+", value.get_secret_value()):
+            raise ValueError("not a bot token (expected digits:letters, as BotFather gives)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET_TOKEN_RE.match(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for local tests)")
+        return value.rstrip("/")
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so the log filter can redact them wherever they appear."""
+        out = []
+        for value in (self.telegram_token, self.webhook_secret):
+            if value is not None and value.get_secret_value():
+                out.append(value.get_secret_value())
+        return out
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning a validation error into one readable line per variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"HOCVUSO_{field.upper()}: {msg}")
+        raise SettingsError("; ".join(lines)) from None

@@ -1,0 +1,252 @@
+"""One entry point for the conversation: `dispatch(ctx) -> list[Reply]`.
+
+Order of resolution: odd input (group chats, stickers, edits, oversized text) -> commands ->
+a typed number or label of the last buttons -> button payloads (checked against the state)
+-> free text for the current step. Whatever cannot be understood gets a plain answer and the
+current step again, never silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bot.domain import LANGUAGE_NAMES
+from bot.i18n import _, current_language
+from bot.localities import normalize
+from handlers import learn, onboarding, quiz
+from handlers.context import Context
+from handlers.types import Button, Kind, Reply, rows
+
+MAX_TEXT = 4096
+Step = Callable[..., Awaitable[list[Reply]]]
+
+
+# ---------------------------------------------------------------------------- small steps
+
+
+async def help_(ctx: Context, _arg: str = "") -> list[Reply]:
+    lines = [
+        _("**How to use hocvuso**"),
+        _("Tap the buttons under a message, or type the number of a choice."),
+        "",
+        _("/menu – the topics to learn"),
+        _("/progress – what you have done and what comes next"),
+        _("/language – change the language"),
+        _("/start – start again from the welcome"),
+        _("/help – this help"),
+    ]
+    for extra in ctx.extras.get("help_lines", []):
+        lines.append(_(extra))
+    return [Reply("\n".join(lines))]
+
+
+async def language(ctx: Context, _arg: str = "") -> list[Reply]:
+    buttons = [Button(name, f"lang:{code}") for code, name in LANGUAGE_NAMES.items()]
+    return [Reply(_("Choose a language:"), rows(*buttons, per_row=2))]
+
+
+async def set_language(ctx: Context, code: str) -> list[Reply]:
+    if code not in LANGUAGE_NAMES:
+        return await language(ctx)
+    ctx.identity.language = code
+    if ctx.person is not None:
+        ctx.person.language = code
+    current_language.set(code)
+    return [
+        Reply(_("Language: {name}.").format(name=LANGUAGE_NAMES[code])),
+        *await current_step(ctx),
+    ]
+
+
+async def menu(ctx: Context, _arg: str = "") -> list[Reply]:
+    return await learn.menu(ctx)
+
+
+async def progress_(ctx: Context, _arg: str = "") -> list[Reply]:
+    return await learn.show_progress(ctx)
+
+
+async def open_lesson(ctx: Context, lesson_id: str, restart: str = "") -> list[Reply]:
+    return await learn.open_lesson(ctx, lesson_id, restart=restart == "0")
+
+
+# Commands: name -> step(ctx, argument). Officer and later features register more.
+COMMANDS: dict[str, Step] = {
+    "start": onboarding.start,
+    "menu": menu,
+    "progress": progress_,
+    "help": help_,
+    "language": language,
+}
+# Commands that work before the person answered the consent question.
+BEFORE_CONSENT = {"start", "help", "language"}
+
+# Payload prefix -> step(ctx, *parts).
+PAYLOADS: dict[str, Step] = {
+    "consent": onboarding.on_consent,
+    "commune": onboarding.on_commune,
+    "gender": onboarding.on_gender,
+    "age": onboarding.on_age,
+    "org": onboarding.on_org,
+    "menu": menu,
+    "progress": progress_,
+    "mod": learn.open_module,
+    "les": open_lesson,
+    "card": learn.next_card,
+    "quiz": quiz.start,
+    "ans": quiz.answer,
+    "lang": set_language,
+}
+BEFORE_CONSENT_PAYLOADS = {"consent", "lang"}
+# Buttons of a step only count while the person is at that step.
+STEP_OF_PAYLOAD = {
+    "commune": onboarding.COMMUNE,
+    "gender": onboarding.GENDER,
+    "age": onboarding.AGE,
+    "org": onboarding.ORGS,
+    "card": learn.LESSON,
+}
+# Buttons that name a module or lesson: the id must exist in the course.
+NAMES_MODULE = {"mod"}
+NAMES_LESSON = {"les", "card", "quiz", "ans"}
+
+# Free text in a step that expects it.
+TEXT_STEPS: dict[str, Step] = {onboarding.COMMUNE: onboarding.on_commune_text}
+
+
+async def current_step(ctx: Context) -> list[Reply]:
+    """Show the person where they are, e.g. after input that did not fit."""
+    if ctx.identity.consent == "pending":
+        return onboarding.consent_prompt()
+    state = ctx.state
+    if state == onboarding.COMMUNE:
+        return onboarding.commune_prompt(ctx)
+    if state == onboarding.GENDER:
+        return onboarding.gender_prompt(ctx)
+    if state == onboarding.AGE:
+        return onboarding.age_prompt(ctx)
+    if state == onboarding.ORGS:
+        return onboarding.orgs_prompt(ctx)
+    if state == learn.LESSON and (lesson := ctx.curriculum.lesson(ctx.data.get("lesson", ""))):
+        return learn.show_card(ctx, lesson, int(ctx.data.get("card", 0)))
+    if state == quiz.QUIZ and (lesson := ctx.curriculum.lesson(ctx.data.get("lesson", ""))):
+        return quiz.show_question(ctx, lesson)
+    return await learn.menu(ctx)
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """'/start org_x' -> ('start', 'org_x'); '/menu@hocvuso_bot' -> ('menu', '')."""
+    if not text.startswith("/") or len(text) < 2:
+        return None
+    head, _sep, arg = text[1:].partition(" ")
+    name = head.split("@", 1)[0].lower()
+    if not name.isascii() or not name.replace("_", "").isalnum():
+        return None
+    return name, arg.strip()
+
+
+def typed_choice(ctx: Context, text: str) -> str | None:
+    """A typed "2" or a typed label (accent-insensitive) of the last buttons -> its payload."""
+    offered = ctx.data.get("_buttons") or []
+    if not offered:
+        return None
+    t = text.strip().rstrip(".)")
+    if t.isdigit() and 1 <= int(t) <= len(offered):
+        return offered[int(t) - 1][1]
+    wanted = normalize(text)
+    if not wanted:
+        return None
+    for label_, payload in offered:
+        if normalize(label_) == wanted:
+            return payload
+    return None
+
+
+def _payload_fits(ctx: Context, prefix: str, parts: list[str]) -> bool:
+    """Is this button still meaningful where the person is now?"""
+    step = STEP_OF_PAYLOAD.get(prefix)
+    if step is not None and ctx.state != step:
+        return False
+    if prefix in NAMES_MODULE:
+        return bool(parts) and ctx.curriculum.module(parts[0]) is not None
+    if prefix in NAMES_LESSON:
+        return bool(parts) and ctx.curriculum.lesson(parts[0]) is not None
+    return True
+
+
+async def run_payload(ctx: Context, payload: str) -> list[Reply]:
+    prefix, *parts = payload.split(":")
+    step = PAYLOADS.get(prefix)
+    if step is None or len(parts) > 3 or len(payload) > 128:
+        return [Reply(_("That button is no longer valid.")), *await current_step(ctx)]
+    if ctx.identity.consent == "pending" and prefix not in BEFORE_CONSENT_PAYLOADS:
+        return onboarding.consent_prompt()
+    if not _payload_fits(ctx, prefix, parts):
+        return [Reply(_("That button is no longer valid.")), *await current_step(ctx)]
+    try:
+        return await step(ctx, *parts)
+    except TypeError:  # wrong number of parts: a forged or outdated payload
+        return [Reply(_("That button is no longer valid.")), *await current_step(ctx)]
+
+
+async def dispatch(ctx: Context) -> list[Reply]:
+    msg = ctx.msg
+    if msg.kind in (Kind.STICKER, Kind.MEDIA):
+        return [
+            Reply(
+                _(
+                    "I can only read text and buttons for now. Please tap a button or "
+                    "type a message."
+                )
+            ),
+            *await current_step(ctx),
+        ]
+    if msg.kind == Kind.EDITED:
+        return [Reply(_("I do not read edited messages. Please send a new message instead."))]
+    if msg.kind == Kind.FOLLOW:
+        return await onboarding.start(ctx, "")
+    if msg.kind == Kind.OTHER or msg.kind == Kind.UNFOLLOW:
+        return []
+    if msg.kind == Kind.BUTTON and msg.payload is not None:
+        return await run_payload(ctx, msg.payload)
+    text = msg.text.strip()
+    if len(text) > MAX_TEXT:
+        return [
+            Reply(_("Your message is too long for me. Please send something shorter.")),
+            *await current_step(ctx),
+        ]
+    if not text:
+        return await current_step(ctx)
+    command = parse_command(text)
+    if command is not None:
+        name, arg = command
+        step = COMMANDS.get(name)
+        if step is None:
+            return [
+                Reply(
+                    _(
+                        "I do not know the command /{name}. Type /help to see what I can do."
+                    ).format(name=name[:32])
+                )
+            ]
+        if ctx.identity.consent == "pending" and name not in BEFORE_CONSENT:
+            return onboarding.consent_prompt()
+        return await step(ctx, arg)
+    payload = typed_choice(ctx, text)
+    if payload is not None:
+        return await run_payload(ctx, payload)
+    if ctx.identity.consent == "pending":
+        return [
+            Reply(_("Please answer with the buttons below (or type 1 or 2).")),
+            *onboarding.consent_prompt(),
+        ]
+    text_step = TEXT_STEPS.get(ctx.state)
+    if text_step is not None:
+        return await text_step(ctx, text)
+    return [
+        Reply(_("Sorry, I did not understand. Please tap one of the buttons, or type /help.")),
+        *await current_step(ctx),
+    ]
