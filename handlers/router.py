@@ -14,6 +14,7 @@ from bot.domain import LANGUAGE_NAMES
 from bot.i18n import _, current_language
 from bot.localities import normalize
 from handlers import learn, onboarding, quiz
+from handlers.common import unknown_command
 from handlers.context import Context
 from handlers.types import Button, Kind, Reply, rows
 
@@ -225,13 +226,7 @@ async def dispatch(ctx: Context) -> list[Reply]:
         name, arg = command
         step = COMMANDS.get(name)
         if step is None:
-            return [
-                Reply(
-                    _(
-                        "I do not know the command /{name}. Type /help to see what I can do."
-                    ).format(name=name[:32])
-                )
-            ]
+            return unknown_command(name)
         if ctx.identity.consent == "pending" and name not in BEFORE_CONSENT:
             return onboarding.consent_prompt()
         return await step(ctx, arg)
