@@ -71,6 +71,7 @@ class Server:
         self.scheduler.start()
         for channel in self.channels:
             await channel.start()
+            self.rt.senders[channel.name] = channel.send
 
     async def stop(self) -> None:
         for channel in reversed(self.channels):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -10,6 +11,10 @@ from bot.engine import Clock, Engine
 from bot.localities import LocalityIndex
 from bot.settings import Settings
 from content.loader import Curriculum
+from handlers.types import Reply
+
+# Sends replies to a chat on one channel: channel.send(chat_id, replies).
+Sender = Callable[[str, list[Reply]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -21,6 +26,8 @@ class Runtime:
     localities: LocalityIndex
     engine: Engine
     clock: Clock
+    # Channel name -> its sender, filled in when the channels start (jobs send through it).
+    senders: dict[str, Sender] = field(default_factory=dict)
 
     async def close(self) -> None:
         await self.db.dispose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -36,9 +37,32 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=0, le=65535)
     provinces: Annotated[tuple[int, ...], NoDecode] = (37,)
     default_language: Literal["vi", "en"] = "vi"
+    # Where files the bot makes are kept (certificate images, backups).
+    data_dir: Path = Path("./data")
     log_level: str = "INFO"
     # Identities that never consented are forgotten after this many days.
     unconsented_retention_days: int = Field(default=30, ge=1)
+    # Zalo Bot Platform (a bot made in the Zalo app): long polling unless the webhook is on.
+    zalo_bot_token: SecretStr | None = None
+    zalo_bot_api_url: str = "https://bot-api.zaloplatforms.com/bot"
+    zalo_bot_webhook: bool = False
+    zalo_bot_webhook_secret: SecretStr | None = None
+    # Pause between two sends of the Zalo bot (its rate limits are not documented).
+    zalo_bot_send_interval: float = Field(default=0.05, ge=0, le=10)
+    # Zalo Official Account (Open API v3): signed webhook, consultation messages.
+    zalo_oa_app_id: str | None = None
+    zalo_oa_app_secret: SecretStr | None = None
+    zalo_oa_secret_key: SecretStr | None = None
+    # Only if webhooks turn out to be signed with another key (one source says the app secret).
+    zalo_oa_signature_key: SecretStr | None = None
+    zalo_oa_access_token: SecretStr | None = None
+    zalo_oa_refresh_token: SecretStr | None = None
+    zalo_oa_api_url: str = "https://openapi.zalo.me"
+    zalo_oa_oauth_url: str = "https://oauth.zaloapp.com"
+    # The OA may write to someone only this long after their last message (Zalo: 7 days).
+    zalo_oa_window_hours: int = Field(default=168, ge=1, le=24 * 365)
+    # The error Zalo answers for a send outside the window (-230, unverified).
+    zalo_oa_window_error: int = -230
 
     @field_validator("provinces", mode="before")
     @classmethod
@@ -79,6 +103,46 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
+    @field_validator(
+        "zalo_bot_token", "zalo_bot_webhook_secret", "zalo_oa_app_secret", "zalo_oa_secret_key",
+        "zalo_oa_signature_key", "zalo_oa_access_token", "zalo_oa_refresh_token",
+    )  # fmt: skip
+    @classmethod
+    def _blank_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
+
+    @field_validator("zalo_bot_token")
+    @classmethod
+    def _zalo_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[^:\s]+:\S+", value.get_secret_value()):
+            raise ValueError("not a Zalo bot token (expected bot_id:secret, as Zalo gives)")
+        return value
+
+    @field_validator("zalo_bot_webhook_secret")
+    @classmethod
+    def _zalo_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[!-~]{8,256}", value.get_secret_value()):
+            raise ValueError("must be 8-256 characters without spaces")
+        return value
+
+    @field_validator("zalo_oa_app_id")
+    @classmethod
+    def _zalo_app_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[0-9A-Za-z_-]{1,32}", value.strip()):
+            raise ValueError("not a Zalo app id (the digits shown in the Zalo developer console)")
+        return value.strip()
+
+    @field_validator("zalo_bot_api_url", "zalo_oa_api_url", "zalo_oa_oauth_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for local tests)")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _db_url(cls, value: str) -> str:
@@ -102,7 +166,11 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value, so the log filter can redact them wherever they appear."""
         out = []
-        for value in (self.telegram_token, self.webhook_secret):
+        for value in (
+            self.telegram_token, self.webhook_secret, self.zalo_bot_token,
+            self.zalo_bot_webhook_secret, self.zalo_oa_app_secret, self.zalo_oa_secret_key,
+            self.zalo_oa_signature_key, self.zalo_oa_access_token, self.zalo_oa_refresh_token,
+        ):  # fmt: skip
             if value is not None and value.get_secret_value():
                 out.append(value.get_secret_value())
         return out

@@ -152,13 +152,15 @@ class _Doc:
         self.data = self._convert(node, ()) if node is not None else None
 
     def _convert(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
-        self.lines[path] = node.start_mark.line + 1
+        # A mapping value is reported at its key's line (set below), other nodes at their own.
+        self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
                 if key in out:
                     self.lines[(*path, key, "__dup__")] = key_node.start_mark.line + 1
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
                 out[key] = self._convert(value_node, (*path, key))
             return out
         if isinstance(node, yaml.SequenceNode):

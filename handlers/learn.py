@@ -7,7 +7,7 @@ Where someone is in a lesson lives in the identity's state (for everyone) and in
 from __future__ import annotations
 
 from bot.db.models import LessonProgress
-from bot.i18n import _
+from bot.i18n import TZ, _, ngettext
 from bot.services import progress
 from content.loader import Lesson, Module, text_for
 from handlers.context import Context
@@ -171,8 +171,10 @@ async def show_progress(ctx: Context) -> list[Reply]:
                 mark=mark, module=text_for(module.title, lang(ctx)), n=n, total=len(module.lessons)
             )
         )
-    for extra in ctx.extras.get("progress_lines", []):
-        lines.append(extra(ctx))
+    days = await progress.streak(ctx.session, ctx.person.person_key, ctx.now.astimezone(TZ).date())
+    if days:
+        lines.append(ngettext("🔥 Learning streak: {n} day in a row",
+                              "🔥 Learning streak: {n} days in a row", days).format(n=days))
     next_id = progress.suggest_next(ctx.curriculum, done)
     buttons: list[Button] = []
     if next_id:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot.i18n import _
 from bot.services import progress
 from content.loader import Lesson, text_for
-from handlers import learn
+from handlers import certificates, learn
 from handlers.context import Context
 from handlers.types import Button, Reply, rows
 
@@ -131,15 +131,5 @@ async def finish(ctx: Context, lesson: Lesson, right: int) -> list[Reply]:
             )
         )
     if module_done_now:
-        on_module = ctx.extras.get("on_module_passed")
-        if on_module is not None:
-            replies.extend(await on_module(ctx, module))
-        else:
-            replies.append(
-                Reply(
-                    _('🏆 You have finished the topic "{module}"!').format(
-                        module=learn.module_title(module, ctx)
-                    )
-                )
-            )
+        replies.extend(await certificates.on_module_passed(ctx, module))
     return replies

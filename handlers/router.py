@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from bot.domain import LANGUAGE_NAMES
 from bot.i18n import _, current_language
 from bot.localities import normalize
-from handlers import learn, onboarding, quiz
+from handlers import certificates, learn, onboarding, quiz, reminders
 from handlers.common import unknown_command
 from handlers.context import Context
 from handlers.types import Button, Kind, Reply, rows
@@ -32,6 +32,9 @@ async def help_(ctx: Context, _arg: str = "") -> list[Reply]:
         "",
         _("/menu – the topics to learn"),
         _("/progress – what you have done and what comes next"),
+        _("/certificates – your certificates"),
+        _("/reminders – a daily reminder to learn (or turn it off)"),
+        _("/verify CODE – check a certificate"),
         _("/language – change the language"),
         _("/start – start again from the welcome"),
         _("/help – this help"),
@@ -78,9 +81,12 @@ COMMANDS: dict[str, Step] = {
     "progress": progress_,
     "help": help_,
     "language": language,
+    "certificates": certificates.list_certificates,
+    "verify": certificates.verify,
+    "reminders": reminders.choose,
 }
 # Commands that work before the person answered the consent question.
-BEFORE_CONSENT = {"start", "help", "language"}
+BEFORE_CONSENT = {"start", "help", "language", "verify"}
 
 # Payload prefix -> step(ctx, *parts).
 PAYLOADS: dict[str, Step] = {
@@ -97,6 +103,8 @@ PAYLOADS: dict[str, Step] = {
     "quiz": quiz.start,
     "ans": quiz.answer,
     "lang": set_language,
+    "cert": certificates.resend,
+    "remind": reminders.set_hour,
 }
 BEFORE_CONSENT_PAYLOADS = {"consent", "lang"}
 # Buttons of a step only count while the person is at that step.

@@ -6,10 +6,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_, select
 
-from bot.db.models import Identity
+from bot.db.models import Identity, Person
+from bot.i18n import TZ, _, current_language
 from bot.runtime import Runtime
+from bot.services import progress
+from content.loader import text_for
+from handlers.types import Button, Reply, rows
 
 log = logging.getLogger(__name__)
 
@@ -29,3 +33,57 @@ async def forget_unconsented(rt: Runtime) -> int:
     if result.rowcount:
         log.info("forgot %d identities that never consented", result.rowcount)
     return int(result.rowcount or 0)
+
+
+REMINDER_IDLE = timedelta(days=2)
+QUIET_FROM, QUIET_UNTIL = 21, 7  # local hours: no reminder from 21:00 to 07:00
+
+
+async def send_reminders(rt: Runtime) -> int:
+    """Nudge people who opted in, at their hour, when they have not learned for 2 days;
+    at most once a (local) day, never in quiet hours. Returns how many were sent."""
+    now = rt.clock()
+    local = now.astimezone(TZ)
+    if local.hour >= QUIET_FROM or local.hour < QUIET_UNTIL:
+        return 0
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    outgoing: list[tuple[str, str, list[Reply]]] = []
+    async with rt.sessionmaker() as session, session.begin():
+        people = await session.scalars(select(Person).where(
+            Person.reminder_hour == local.hour,
+            Person.last_active_at < now - REMINDER_IDLE,
+            or_(Person.last_reminded_at.is_(None), Person.last_reminded_at < day_start),
+        ))
+        for person in people:
+            identities = [i for i in await progress.identities_of(session, person.id)
+                          if i.unreachable_at is None and i.channel in rt.senders]
+            if not identities:
+                continue
+            identity = max(identities, key=lambda i: i.last_inbound_at)
+            next_id = progress.suggest_next(
+                rt.curriculum, await progress.lesson_rows(session, person.id))
+            if next_id is None:
+                continue
+            lesson = rt.curriculum.lessons[next_id]
+            token = current_language.set(person.language)
+            try:
+                text = _("Hello! It has been a couple of days. Your next lesson, "
+                         "\"{lesson}\", takes about 3 minutes.").format(
+                             lesson=text_for(lesson.title, person.language))
+                buttons = (Button(_("▶ Learn now"), f"les:{lesson.id}"),
+                           Button(_("Stop reminders"), "remind:off"))
+            finally:
+                current_language.reset(token)
+            person.last_reminded_at = now
+            identity.state_data = {**(identity.state_data or {}),
+                                   "_buttons": [[b.label, b.payload] for b in buttons]}
+            outgoing.append((identity.channel, identity.chat_id,
+                             [Reply(text, rows(*buttons))]))
+    sent = 0
+    for channel, chat_id, replies in outgoing:
+        try:
+            await rt.senders[channel](chat_id, replies)
+            sent += 1
+        except Exception:  # one failed chat must not stop the others
+            log.exception("reminder to %s/%s failed", channel, chat_id)
+    return sent

@@ -21,4 +21,6 @@ def make_scheduler(rt: Runtime) -> AsyncIOScheduler:
         id="forget_unconsented",
         replace_existing=True,
     )
+    sched.add_job(jobs.send_reminders, IntervalTrigger(minutes=15), args=[rt],
+                  id="send_reminders", replace_existing=True)
     return sched

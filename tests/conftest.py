@@ -122,11 +122,12 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def core(
-    db_url: str, curriculum: Curriculum, localities: LocalityIndex, clock: Clock
+    db_url: str, curriculum: Curriculum, localities: LocalityIndex, clock: Clock, tmp_path: Path
 ) -> AsyncIterator[Engine]:
     """The conversation engine on a real database (SQLite and PostgreSQL)."""
     db = make_engine(db_url)
-    settings = Settings(database_url=db_url, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=db_url, data_dir=tmp_path / "data",
+                        _env_file=None)  # type: ignore[call-arg]
     engine = Engine(make_sessionmaker(db), curriculum, localities, settings, clock=clock)
     yield engine
     await db.dispose()

@@ -39,6 +39,8 @@ async def learn_and_pass(d: Driver, curriculum: Curriculum, lesson_id: str,
     """Open the lesson from the menu, read every card, answer the quiz (`wrong` answers
     deliberately wrong, the rest right)."""
     lesson = curriculum.lessons[lesson_id]
+    if not any(p == f"mod:{lesson.module_id}" for _, p in d.buttons):
+        await d.press("menu")
     await d.press(f"mod:{lesson.module_id}")
     await d.press(f"les:{lesson.id}")
     for i in range(len(lesson.cards) - 1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -56,7 +57,7 @@ class TelegramDriver:
 
 @pytest.fixture(params=["polling", "webhook"])
 async def served(
-    request: pytest.FixtureRequest, sqlite_url: str
+    request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[FakeTelegramAPI, Server]]:
     async with FakeTelegramAPI() as fake:
         webhook = request.param == "webhook"
@@ -65,7 +66,7 @@ async def served(
             _env_file=None, database_url=sqlite_url, telegram_token=fake.token,
             telegram_api_url=fake.base_url, telegram_webhook=webhook,
             webhook_secret="s3cret-token" if webhook else None,
-            public_url=f"http://127.0.0.1:{port}", web_port=port,
+            public_url=f"http://127.0.0.1:{port}", web_port=port, data_dir=tmp_path,
         )  # type: ignore[call-arg]  # fmt: skip
         rt = build_runtime(settings)
         server = Server(rt, make_channels(rt))

@@ -88,6 +88,9 @@ class Person(Base):
     invited_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_active_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Daily reminder at this local hour (7-20), None = off. Opt-in only.
+    reminder_hour: Mapped[int | None] = mapped_column(Integer)
+    last_reminded_at: Mapped[datetime | None]
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="person", cascade="all, delete-orphan", lazy="selectin"
@@ -190,3 +193,22 @@ class ProcessedUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_key: Mapped[str] = mapped_column(String(128), primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Certificate(Base):
+    """A certificate of completing a module. The code is random (not sequential) and is all a
+    verifier needs; the holder's name is copied at issue time, as on paper."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (UniqueConstraint("person_id", "module_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("persons.id", ondelete="SET NULL"), index=True
+    )
+    holder_name: Mapped[str] = mapped_column(String(128))
+    module_id: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8), default="vi")
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

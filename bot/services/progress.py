@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Identity, LessonProgress, ParticipationEvent, Person
+from bot.i18n import TZ
 from content.loader import Curriculum, Module
 
 
@@ -70,14 +71,42 @@ def passed_count(module: Module, rows: dict[str, LessonProgress]) -> int:
 
 
 def suggest_next(curriculum: Curriculum, rows: dict[str, LessonProgress]) -> str | None:
-    """The first lesson, in course order, whose quiz is not passed yet."""
+    """The next lesson to learn: the first unpassed one of the module the person worked on
+    last, else the first unpassed one in course order."""
+
+    def unpassed(lesson_id: str) -> bool:
+        row = rows.get(lesson_id)
+        return row is None or row.quiz_passed_at is None
+
+    if rows:
+        latest = max(rows.values(), key=lambda r: r.started_at)
+        module = curriculum.module(latest.module_id)
+        for lesson in module.lessons if module else ():
+            if unpassed(lesson.id):
+                return lesson.id
     for module in curriculum.modules:
         for lesson in module.lessons:
-            row = rows.get(lesson.id)
-            if row is None or row.quiz_passed_at is None:
+            if unpassed(lesson.id):
                 return lesson.id
     return None
 
 
 async def identities_of(session: AsyncSession, person_id: int) -> list[Identity]:
     return list(await session.scalars(select(Identity).where(Identity.person_id == person_id)))
+
+
+async def streak(session: AsyncSession, person_key: str, today: date) -> int:
+    """Days in a row, ending today or yesterday (local time), with a finished lesson."""
+    since = datetime.combine(today - timedelta(days=400), time.min, TZ)
+    rows = await session.scalars(select(ParticipationEvent.at).where(
+        ParticipationEvent.person_key == person_key,
+        ParticipationEvent.kind.in_(("lesson_completed", "quiz_finished")),
+        ParticipationEvent.at >= since,
+    ))
+    days = {at.astimezone(TZ).date() for at in rows}
+    day = today if today in days else today - timedelta(days=1)
+    count = 0
+    while day in days:
+        count += 1
+        day -= timedelta(days=1)
+    return count
