@@ -42,6 +42,9 @@ def make_channels(rt: Runtime) -> list:
             webhook_secret=s.webhook_secret.get_secret_value() if s.webhook_secret else None,
             public_url=s.public_url,
         ))  # fmt: skip
+    from bot.channels.zalo.setup import zalo_channels
+
+    channels.extend(zalo_channels(rt))
     return channels
 
 
@@ -90,7 +93,8 @@ async def serve(settings: Settings) -> None:
     if not channels:
         print(
             "No channel is configured: set HOCVUSO_TELEGRAM_TOKEN (from @BotFather) to run on "
-            "Telegram.\nStarting the console chat instead (the same bot, in this terminal).\n",
+            "Telegram, HOCVUSO_ZALO_BOT_TOKEN or the HOCVUSO_ZALO_OA_* settings for Zalo.\n"
+            "Starting the console chat instead (the same bot, in this terminal).\n",
             file=sys.stderr,
         )
         from bot.channels.console import run_console

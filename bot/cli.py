@@ -91,6 +91,38 @@ def cmd_content_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_privacy_erase(args: argparse.Namespace) -> int:
+    """Erase a person on request by letter: by channel and platform user id."""
+    from sqlalchemy import select
+
+    from bot.db.models import Identity
+    from bot.db.session import make_engine, make_sessionmaker
+    from bot.engine import utc_now
+    from bot.services import privacy
+
+    settings = _settings()
+    _upgrade(settings.database_url)
+
+    async def run() -> bool:
+        db = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(db)() as session, session.begin():
+                identity = await session.scalar(select(Identity).where(
+                    Identity.channel == args.channel, Identity.external_id == args.user_id))
+                if identity is None:
+                    return False
+                await privacy.erase_identity(session, identity, utc_now())
+                return True
+        finally:
+            await db.dispose()
+
+    if not asyncio.run(run()):
+        print(f"hocvuso: no one with {args.channel} user id {args.user_id}", file=sys.stderr)
+        return 1
+    print(f"erased: {args.channel} user {args.user_id} (and every identity linked to them)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hocvuso", description="hocvuso chatbot")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="one JSON object")
     st.add_argument("--dir", help="modules folder (default: the shipped content)")
     st.set_defaults(func=cmd_content_stats)
+    priv = sub.add_parser("privacy", help="data protection requests").add_subparsers(
+        dest="privacy_command", required=True)
+    erase = priv.add_parser("erase", help="erase a person (a request that came by letter)")
+    erase.add_argument("--channel", required=True,
+                       choices=["telegram", "zalo-bot", "zalo-oa", "console"])
+    erase.add_argument("--user-id", required=True, help="the person's id on that channel")
+    erase.set_defaults(func=cmd_privacy_erase)
+    from bot.cli_orgs import add_parsers as add_org_parsers
+
+    add_org_parsers(sub)  # org, admin, audit
     return parser
 
 

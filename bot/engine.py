@@ -10,12 +10,14 @@ state change was lost.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import Identity, ProcessedUpdate
@@ -91,6 +93,40 @@ class _Held:
         self.owner._exit(self.key)
 
 
+class FloodGuard:
+    """Per-person sliding window: past `limit` messages in `window` seconds a person is told
+    once to slow down, then ignored until the window clears, so one person cannot make the bot
+    slow for everyone else. In memory, per process: good enough against a stuck key or a
+    script, and costs nothing on the hot path."""
+
+    def __init__(self, limit: int, window: float, monotonic: Callable[[], float]) -> None:
+        self.limit, self.window, self.monotonic = limit, window, monotonic
+        self._seen: dict[Any, collections.deque[float]] = {}
+        self._warned: dict[Any, float] = {}
+
+    def check(self, key: Any) -> str:
+        """'ok', 'warn' (first message over the limit) or 'drop'."""
+        now = self.monotonic()
+        seen = self._seen.setdefault(key, collections.deque())
+        while seen and seen[0] <= now - self.window:
+            seen.popleft()
+        seen.append(now)
+        if len(self._seen) > 10_000:
+            self._prune(now)
+        if len(seen) <= self.limit:
+            return "ok"
+        warned = self._warned.get(key)
+        if warned is not None and warned > now - self.window:
+            return "drop"
+        self._warned[key] = now
+        return "warn"
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, q in self._seen.items() if not q or q[-1] <= now - self.window]:
+            self._seen.pop(key, None)
+            self._warned.pop(key, None)
+
+
 class Engine:
     """Turns an IncomingMessage into replies, with everything it changed committed."""
 
@@ -103,6 +139,7 @@ class Engine:
         *,
         clock: Clock = utc_now,
         extras: dict[str, Any] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.curriculum = curriculum
@@ -111,10 +148,22 @@ class Engine:
         self.clock = clock
         self.extras = extras or {}
         self.locks = KeyedLocks()
+        self.flood = FloodGuard(settings.flood_messages, settings.flood_window_seconds, monotonic)
 
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
         if not msg.is_private:
             return await self._group(msg)
+        verdict = self.flood.check((msg.channel, msg.user_id))
+        if verdict != "ok":
+            log.warning("flood control: %s/%s %s", msg.channel, msg.user_id, verdict)
+            if verdict == "drop":
+                return []
+            token = current_language.set(self.settings.default_language)
+            try:
+                return [Reply(_("You are sending messages very fast. Please wait a few seconds, "
+                                "then continue."))]
+            finally:
+                current_language.reset(token)
         async with self.locks((msg.channel, msg.user_id)):
             async with self.sessionmaker() as session, session.begin():
                 now = self.clock()
@@ -142,6 +191,8 @@ class Engine:
                         self.extras,
                     )
                     replies = await dispatch(ctx)
+                    if inspect(identity).deleted or inspect(identity).was_deleted:
+                        return replies  # erased: nothing more to remember about them
                     offered = next((r for r in reversed(replies) if r.buttons), None)
                     if offered is not None:
                         ctx.remember(_buttons=[[b.label, b.payload] for b in offered.flat_buttons])

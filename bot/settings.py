@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_webhook: bool = False
+    # The bot's @username, for one-time officer links (https://t.me/<username>?start=inv_...).
+    telegram_bot_username: str | None = Field(default=None, pattern=r"^@?[A-Za-z0-9_]{5,32}$")
     webhook_secret: SecretStr | None = None
     public_url: str | None = None
     web_host: str = "127.0.0.1"
@@ -42,6 +44,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Identities that never consented are forgotten after this many days.
     unconsented_retention_days: int = Field(default=30, ge=1)
+    # People inactive this long are erased (their events stay pseudonymous).
+    retention_days: int = Field(default=1095, ge=30)
+    # Flood control: more than this many messages within the window gets a person slowed down.
+    flood_messages: int = Field(default=30, ge=1)
+    flood_window_seconds: float = Field(default=10.0, gt=0)
     # Zalo Bot Platform (a bot made in the Zalo app): long polling unless the webhook is on.
     zalo_bot_token: SecretStr | None = None
     zalo_bot_api_url: str = "https://bot-api.zaloplatforms.com/bot"

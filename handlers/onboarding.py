@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import re
 
-from bot.db.models import Membership, Person
+from bot.db.models import Person
 from bot.domain import AGE_BANDS, CONSENT_VERSION, GENDERS, ORG_TYPES
 from bot.i18n import _
-from handlers import learn
+from bot.services import privacy
+from handlers import learn, membership, officer
 from handlers.context import Context
 from handlers.types import Button, Reply, rows
 
 CONSENT, COMMUNE, GENDER, AGE, ORGS = "consent", "commune", "gender", "age", "orgs"
-START_CODE_RE = re.compile(r"^(org|act)_([A-Za-z0-9_-]{1,48})$")
+START_CODE_RE = re.compile(r"^(org|act|inv)_([A-Za-z0-9_-]{1,48})$")
 MAX_NAME = 64
 
 
@@ -47,18 +48,16 @@ def consent_prompt() -> list[Reply]:
 
 
 async def start(ctx: Context, arg: str) -> list[Reply]:
-    """/start [org_CODE | act_CODE]: welcome, remember who invited them, ask consent once."""
+    """/start [org_CODE | act_CODE | inv_TOKEN]: welcome, join the unit of the link (or an
+    officer invitation), ask consent once."""
     invite = START_CODE_RE.match(arg.strip()) if arg else None
     notes: list[Reply] = []
     if arg and not invite:
         notes.append(Reply(_("That invitation link is not valid; you can still use the bot.")))
     if invite and invite.group(1) == "org":
-        code = invite.group(2)
-        if ctx.consented and ctx.person is not None:
-            ctx.person.invited_by = ctx.person.invited_by or code
-            ctx.record("profile_changed", detail={"invited_by": code})
-        else:
-            ctx.remember(_invited_by=code)
+        notes.extend(await membership.join_by_link(ctx, invite.group(2)))
+    elif invite and invite.group(1) == "inv":
+        notes.extend(await officer.accept_invite(ctx, invite.group(2)))
     if ctx.identity.consent == "pending":
         ctx.goto(CONSENT)
         welcome = Reply(
@@ -83,8 +82,10 @@ async def start(ctx: Context, arg: str) -> list[Reply]:
 
 async def on_consent(ctx: Context, answer: str) -> list[Reply]:
     if answer == "no":
-        if ctx.identity.consent == "given":
-            return [Reply(_("You have already agreed."))]
+        if ctx.identity.consent == "given" and ctx.person is not None:
+            if ctx.person.consent_version == CONSENT_VERSION:
+                return [Reply(_("You have already agreed. To withdraw, type /withdraw."))]
+            await privacy.withdraw(ctx.session, ctx.identity, ctx.now)
         ctx.identity.consent = "declined"
         ctx.goto(learn.MENU)
         return [
@@ -98,6 +99,11 @@ async def on_consent(ctx: Context, answer: str) -> list[Reply]:
         ]
     if answer != "yes":
         return consent_prompt()
+    if ctx.consented and ctx.person is not None and ctx.person.consent_version != CONSENT_VERSION:
+        ctx.person.consent_version = CONSENT_VERSION
+        ctx.person.consented_at = ctx.now
+        ctx.record("consent_renewed", detail={"consent_version": CONSENT_VERSION})
+        return [Reply(_("Thank you! Let us continue.")), *await learn.menu(ctx)]
     if ctx.identity.consent != "given" or ctx.person is None:
         name = (ctx.msg.display_name or "").strip()[:MAX_NAME] or None
         person = Person(
@@ -115,7 +121,9 @@ async def on_consent(ctx: Context, answer: str) -> list[Reply]:
             "registered",
             detail={"consent_version": CONSENT_VERSION, "invited_by": person.invited_by},
         )
+    joined = await membership.join_remembered(ctx)
     return [
+        *joined,
         Reply(_("Thank you! Just a few quick questions so the lessons fit you.")),
         *commune_prompt(ctx),
     ]
@@ -192,6 +200,7 @@ async def _set_commune(ctx: Context, code: int | None) -> list[Reply]:
     )
     if ctx.data.get("_editing"):
         ctx.goto(learn.MENU)
+        ctx.remember(_editing=False)
         return [Reply(done), *await learn.menu(ctx)]
     return [Reply(done), *gender_prompt(ctx)]
 
@@ -216,6 +225,8 @@ async def on_gender(ctx: Context, value: str) -> list[Reply]:
     if ctx.person is not None and value != "skip" and ctx.person.gender != value:
         ctx.person.gender = value
         ctx.record("profile_changed", detail={"field": "gender"})
+    if ctx.data.get("_editing"):
+        return await _edited(ctx)
     return age_prompt(ctx)
 
 
@@ -236,7 +247,17 @@ async def on_age(ctx: Context, value: str) -> list[Reply]:
     if ctx.person is not None and value != "skip" and ctx.person.age_band != value:
         ctx.person.age_band = value
         ctx.record("profile_changed", detail={"field": "age_band"})
+    if ctx.data.get("_editing"):
+        return await _edited(ctx)
     return orgs_prompt(ctx)
+
+
+async def _edited(ctx: Context) -> list[Reply]:
+    """End of a /correct step: back to the menu."""
+    ctx.goto(learn.MENU)
+    ctx.remember(_editing=False)
+    return [Reply(_("Saved.")), *await learn.menu(ctx)]
+
 
 
 # ---------------------------------------------------------------------------- memberships
@@ -279,17 +300,22 @@ async def on_org(ctx: Context, value: str) -> list[Reply]:
     if person is not None:
         current = {m.org_type: m for m in person.memberships}
         for org_type in sorted(chosen - current.keys()):
-            person.memberships.append(Membership(org_type=org_type, since=ctx.now))
+            person.memberships.append(await membership.new_membership(ctx, org_type))
             await ctx.session.flush()
             ctx.record("joined_org", detail={"org_type": org_type})
         for org_type in sorted(current.keys() - chosen):
             person.memberships.remove(current[org_type])
             await ctx.session.flush()
             ctx.record("left_org", detail={"org_type": org_type})
-    editing = ctx.data.get("_editing")
+    asked = await membership.ask_units(ctx)
+    return asked if asked is not None else await finish_orgs(ctx)
+
+
+async def finish_orgs(ctx: Context) -> list[Reply]:
+    """After the memberships (and their branches): on to the topics."""
+    if ctx.data.get("_editing"):
+        return await _edited(ctx)
     ctx.goto(learn.MENU)
-    if editing:
-        return [Reply(_("Saved.")), *await learn.menu(ctx)]
     return [
         Reply(
             _(

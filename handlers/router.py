@@ -13,7 +13,17 @@ from collections.abc import Awaitable, Callable
 from bot.domain import LANGUAGE_NAMES
 from bot.i18n import _, current_language
 from bot.localities import normalize
-from handlers import certificates, learn, onboarding, quiz, reminders
+from handlers import (
+    certificates,
+    learn,
+    link,
+    membership,
+    officer,
+    onboarding,
+    privacy,
+    quiz,
+    reminders,
+)
 from handlers.common import unknown_command
 from handlers.context import Context
 from handlers.types import Button, Kind, Reply, rows
@@ -35,6 +45,8 @@ async def help_(ctx: Context, _arg: str = "") -> list[Reply]:
         _("/certificates – your certificates"),
         _("/reminders – a daily reminder to learn (or turn it off)"),
         _("/verify CODE – check a certificate"),
+        _("/join – join the branch of your organisation"),
+        _("/link – use the same progress on Telegram and Zalo"),
         _("/language – change the language"),
         _("/start – start again from the welcome"),
         _("/help – this help"),
@@ -84,9 +96,27 @@ COMMANDS: dict[str, Step] = {
     "certificates": certificates.list_certificates,
     "verify": certificates.verify,
     "reminders": reminders.choose,
+    "privacy": privacy.show,
+    "mydata": privacy.mydata,
+    "correct": privacy.correct,
+    "withdraw": privacy.ask_withdraw,
+    "delete": privacy.ask_delete,
+    "join": membership.join,
+    "link": link.command,
+    # Everyone may ask who they are (officers need it to be given a role); the officer
+    # commands answer non-officers exactly like an unknown command.
+    "whoami": officer.whoami,
+    "stats": officer.stats,
+    "grant": officer.grant,
+    "members": officer.members,
+    "confirm": officer.confirm,
+    "remove": officer.remove,
 }
+# Officer commands decide for themselves (an officer need not be a consenting learner).
+OFFICER_COMMANDS = {"whoami", "stats", "grant", "members", "confirm", "remove"}
 # Commands that work before the person answered the consent question.
-BEFORE_CONSENT = {"start", "help", "language", "verify"}
+BEFORE_CONSENT = {"start", "help", "language", "verify", "privacy", "delete"} | OFFICER_COMMANDS
+BEFORE_CONSENT |= {"link"}  # it explains itself that both apps must have agreed
 
 # Payload prefix -> step(ctx, *parts).
 PAYLOADS: dict[str, Step] = {
@@ -105,14 +135,20 @@ PAYLOADS: dict[str, Step] = {
     "lang": set_language,
     "cert": certificates.resend,
     "remind": reminders.set_hour,
+    "fix": privacy.fix,
+    "confirm": privacy.confirm,
+    "join": membership.on_join,
+    "ounit": membership.on_unit,
+    "mem": officer.on_member_button,
 }
-BEFORE_CONSENT_PAYLOADS = {"consent", "lang"}
+BEFORE_CONSENT_PAYLOADS = {"consent", "lang", "confirm", "mem"}
 # Buttons of a step only count while the person is at that step.
 STEP_OF_PAYLOAD = {
     "commune": onboarding.COMMUNE,
     "gender": onboarding.GENDER,
     "age": onboarding.AGE,
     "org": onboarding.ORGS,
+    "ounit": membership.ORG_UNIT,
     "card": learn.LESSON,
 }
 # Buttons that name a module or lesson: the id must exist in the course.
@@ -120,13 +156,17 @@ NAMES_MODULE = {"mod"}
 NAMES_LESSON = {"les", "card", "quiz", "ans"}
 
 # Free text in a step that expects it.
-TEXT_STEPS: dict[str, Step] = {onboarding.COMMUNE: onboarding.on_commune_text}
+TEXT_STEPS: dict[str, Step] = {
+    onboarding.COMMUNE: onboarding.on_commune_text,
+    privacy.CORRECT_NAME: privacy.name_text,
+    link.WAITING: link.on_text,
+}
 
 
 async def current_step(ctx: Context) -> list[Reply]:
     """Show the person where they are, e.g. after input that did not fit."""
-    if ctx.identity.consent == "pending":
-        return onboarding.consent_prompt()
+    if _consent_needed(ctx):
+        return _ask_consent(ctx)
     state = ctx.state
     if state == onboarding.COMMUNE:
         return onboarding.commune_prompt(ctx)
@@ -136,6 +176,8 @@ async def current_step(ctx: Context) -> list[Reply]:
         return onboarding.age_prompt(ctx)
     if state == onboarding.ORGS:
         return onboarding.orgs_prompt(ctx)
+    if state == membership.ORG_UNIT:
+        return await membership.unit_prompt(ctx)
     if state == learn.LESSON and (lesson := ctx.curriculum.lesson(ctx.data.get("lesson", ""))):
         return learn.show_card(ctx, lesson, int(ctx.data.get("card", 0)))
     if state == quiz.QUIZ and (lesson := ctx.curriculum.lesson(ctx.data.get("lesson", ""))):
@@ -174,6 +216,17 @@ def typed_choice(ctx: Context, text: str) -> str | None:
     return None
 
 
+def _consent_needed(ctx: Context) -> bool:
+    return ctx.identity.consent == "pending" or privacy.needs_new_consent(ctx)
+
+
+def _ask_consent(ctx: Context) -> list[Reply]:
+    if privacy.needs_new_consent(ctx):
+        return [Reply(_("We have updated how we look after your data. Please read it again and "
+                        "tell us whether you agree.")), *onboarding.consent_prompt()]
+    return onboarding.consent_prompt()
+
+
 def _payload_fits(ctx: Context, prefix: str, parts: list[str]) -> bool:
     """Is this button still meaningful where the person is now?"""
     step = STEP_OF_PAYLOAD.get(prefix)
@@ -191,8 +244,8 @@ async def run_payload(ctx: Context, payload: str) -> list[Reply]:
     step = PAYLOADS.get(prefix)
     if step is None or len(parts) > 3 or len(payload) > 128:
         return [Reply(_("That button is no longer valid.")), *await current_step(ctx)]
-    if ctx.identity.consent == "pending" and prefix not in BEFORE_CONSENT_PAYLOADS:
-        return onboarding.consent_prompt()
+    if _consent_needed(ctx) and prefix not in BEFORE_CONSENT_PAYLOADS:
+        return _ask_consent(ctx)
     if not _payload_fits(ctx, prefix, parts):
         return [Reply(_("That button is no longer valid.")), *await current_step(ctx)]
     try:
@@ -235,16 +288,16 @@ async def dispatch(ctx: Context) -> list[Reply]:
         step = COMMANDS.get(name)
         if step is None:
             return unknown_command(name)
-        if ctx.identity.consent == "pending" and name not in BEFORE_CONSENT:
-            return onboarding.consent_prompt()
+        if _consent_needed(ctx) and name not in BEFORE_CONSENT:
+            return _ask_consent(ctx)
         return await step(ctx, arg)
     payload = typed_choice(ctx, text)
     if payload is not None:
         return await run_payload(ctx, payload)
-    if ctx.identity.consent == "pending":
+    if _consent_needed(ctx):
         return [
             Reply(_("Please answer with the buttons below (or type 1 or 2).")),
-            *onboarding.consent_prompt(),
+            *_ask_consent(ctx),
         ]
     text_step = TEXT_STEPS.get(ctx.state)
     if text_step is not None:

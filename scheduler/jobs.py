@@ -11,7 +11,7 @@ from sqlalchemy import delete, or_, select
 from bot.db.models import Identity, Person
 from bot.i18n import TZ, _, current_language
 from bot.runtime import Runtime
-from bot.services import progress
+from bot.services import privacy, progress
 from content.loader import text_for
 from handlers.types import Button, Reply, rows
 
@@ -87,3 +87,53 @@ async def send_reminders(rt: Runtime) -> int:
         except Exception:  # one failed chat must not stop the others
             log.exception("reminder to %s/%s failed", channel, chat_id)
     return sent
+
+
+async def refresh_zalo_oa_token(rt: Runtime) -> bool:
+    """Refresh the Zalo OA token pair when it is about 20 hours old (the access token lives
+    25 h). Runs often and is cheap when nothing is due; whichever process takes the lease on
+    the token row refreshes, the others find the new pair. True if this call refreshed."""
+    from bot.channels.zalo.oa_tokens import TokenStoreEmpty
+    from bot.channels.zalo.setup import oa_client, token_store
+
+    client = oa_client(rt.settings)
+    try:
+        return bool(await token_store(rt, client).refresh_if_due())
+    except TokenStoreEmpty:
+        return False
+    finally:
+        await client.close()
+
+
+ZALO_INBOX_KEEP = timedelta(days=3)  # longer than Zalo keeps retrying a webhook
+
+
+async def purge_zalo_leftovers(rt: Runtime) -> int:
+    """Forget processed Zalo OA events (their keys only guard against redelivery), expired
+    media links and the files written for them."""
+    from bot.channels.zalo.outbox import purge_outbox
+    from bot.db.models import ZaloOAInbox
+    from bot.web import media
+
+    now = rt.clock()
+    async with rt.sessionmaker() as session, session.begin():
+        result = await session.execute(delete(ZaloOAInbox).where(
+            ZaloOAInbox.processed_at.is_not(None),
+            ZaloOAInbox.processed_at < now - ZALO_INBOX_KEEP,
+        ))  # fmt: skip
+        removed = int(result.rowcount or 0) + await media.purge(session, now)
+    return removed + purge_outbox(rt.settings.data_dir, media.LIFETIME)
+
+
+async def erase_inactive(rt: Runtime) -> int:
+    """Erase people who have not used the bot for the retention period (default 3 years);
+    their events stay as pseudonymous rows, so past totals do not change."""
+    cutoff = rt.clock() - timedelta(days=rt.settings.retention_days)
+    async with rt.sessionmaker() as session, session.begin():
+        people = list(await session.scalars(
+            select(Person).where(Person.last_active_at < cutoff).limit(500)))
+        for person in people:
+            await privacy.erase(session, person, rt.clock())
+    if people:
+        log.info("erased %d people inactive since before %s", len(people), cutoff.date())
+    return len(people)

@@ -21,6 +21,15 @@ def make_scheduler(rt: Runtime) -> AsyncIOScheduler:
         id="forget_unconsented",
         replace_existing=True,
     )
+    sched.add_job(jobs.erase_inactive, IntervalTrigger(hours=24), args=[rt],
+                  id="erase_inactive", replace_existing=True)
     sched.add_job(jobs.send_reminders, IntervalTrigger(minutes=15), args=[rt],
                   id="send_reminders", replace_existing=True)
+    s = rt.settings
+    if s.zalo_oa_app_id is not None:  # refreshes only when the pair is ~20 h old
+        sched.add_job(jobs.refresh_zalo_oa_token, IntervalTrigger(minutes=30), args=[rt],
+                      id="refresh_zalo_oa_token", replace_existing=True)
+    if s.zalo_oa_app_id is not None or s.zalo_bot_token is not None:
+        sched.add_job(jobs.purge_zalo_leftovers, IntervalTrigger(hours=12), args=[rt],
+                      id="purge_zalo_leftovers", replace_existing=True)
     return sched

@@ -214,11 +214,18 @@ async def test_group_chat_gets_one_notice(core: Engine) -> None:
 
 
 async def test_deep_link_records_the_inviting_unit(chat: Chat, core: Engine) -> None:
+    from bot.services import orgs
+
+    async with core.sessionmaker() as s, s.begin():
+        await orgs.add_unit(s, orgs.UnitSpec("hoi_phu_nu", "Hội LHPN xã Hải Hậu", 14215, None,
+                                             "HPN-HAIHAU"), core.localities, actor="test")
     await chat.say("/start org_HPN-HAIHAU")
     await chat.press("consent:yes")
     person = await one(core, Person)
     assert person.invited_by == "HPN-HAIHAU"
     replies = await chat.say("/start org_<script>")
+    assert "không đúng" in chat.text(replies)
+    replies = await chat.say("/start org_NO-SUCH-UNIT")  # unknown units are refused too
     assert "không đúng" in chat.text(replies)
 
 

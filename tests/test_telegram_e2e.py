@@ -67,6 +67,7 @@ async def served(
             telegram_api_url=fake.base_url, telegram_webhook=webhook,
             webhook_secret="s3cret-token" if webhook else None,
             public_url=f"http://127.0.0.1:{port}", web_port=port, data_dir=tmp_path,
+            flood_messages=100_000,
         )  # type: ignore[call-arg]  # fmt: skip
         rt = build_runtime(settings)
         server = Server(rt, make_channels(rt))

@@ -85,8 +85,30 @@ async def certificate_image(request: web.Request) -> web.StreamResponse:
                                            "Cache-Control": "private, max-age=86400"})
 
 
+async def download(request: web.Request) -> web.Response:
+    """GET /download/<token>: a person's data export, once, within an hour of asking."""
+    import json
+
+    from bot.services import privacy
+
+    rt = _runtime(request)
+    token = request.match_info["token"][:64]
+    async with rt.sessionmaker() as session, session.begin():
+        person = await privacy.redeem_download(session, token, rt.clock())
+        data = await privacy.export(session, person) if person is not None else None
+    if data is None:
+        raise web.HTTPNotFound(text="This link is used or expired. / Đường link đã dùng hoặc "
+                                    "hết hạn.")
+    return web.Response(
+        body=json.dumps(data, ensure_ascii=False, indent=2).encode(),
+        content_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="hocvuso-du-lieu-cua-toi.json"',
+                 "Cache-Control": "no-store"})
+
+
 def routes() -> list[web.RouteDef]:
     return [
+        web.get("/download/{token}", download),
         web.get("/verify", verify_page),
         web.get("/verify/{code}", verify_page),
         web.get("/certificates/{code}.png", certificate_image),

@@ -24,7 +24,10 @@ async def healthz(request: web.Request) -> web.Response:
 def make_web_app(rt: Runtime, routes: list[web.RouteDef]) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[RUNTIME] = rt
-    from bot.web import public
+    from bot.web import media, public
 
-    app.add_routes([web.get("/healthz", healthz), *public.routes(), *routes])
+    app.add_routes([
+        web.get("/healthz", healthz), web.get(media.ROUTE, media.serve), *public.routes(),
+        *routes,
+    ])  # fmt: skip
     return app

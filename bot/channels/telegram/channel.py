@@ -3,10 +3,15 @@
 Polling (default) uses PTB's Updater; webhook mode serves `/telegram/webhook` on our aiohttp
 server and answers 2xx only after the update was handled and committed, so Telegram redelivers
 anything a crash interrupted (and the engine drops what it already handled).
+
+Updates are handled concurrently, one person's strictly in order (bot.channels.sequencer): PTB
+dispatches them one at a time, in the order Telegram delivered them, to a callback that only
+queues them. Every Bot API call goes through aiohttp (bot.channels.telegram.request).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -26,7 +31,9 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application, ApplicationBuilder, TypeHandler
 
 from bot.channels.render import split_text, to_html
+from bot.channels.sequencer import KeyedSequencer
 from bot.channels.telegram.convert import CHANNEL, to_incoming
+from bot.channels.telegram.request import AiohttpRequest, SharedSession
 from bot.engine import Engine
 from bot.i18n import gettext_in
 from handlers.types import Kind, Reply
@@ -72,6 +79,8 @@ class TelegramChannel:
         public_url: str | None = None,
         poll_interval: float = 0.0,
         poll_timeout: int = 10,
+        proxy: str | None = None,
+        concurrency: int = 256,
     ) -> None:
         self.engine = engine
         self.webhook = webhook
@@ -79,9 +88,13 @@ class TelegramChannel:
         self.public_url = public_url
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout
+        # One person's updates in order, up to `concurrency` people's at the same time.
+        self.sequencer = KeyedSequencer(concurrency=concurrency)
+        http = SharedSession(connection_pool_size=concurrency + 1, proxy=proxy)
         builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder().token(token).base_url(api_url).job_queue(None)
             .base_file_url(api_url.replace("/bot", "/file/bot"))
+            .request(AiohttpRequest(http)).get_updates_request(AiohttpRequest(http))
         )  # fmt: skip
         if webhook:
             builder = builder.updater(None)
@@ -122,6 +135,7 @@ class TelegramChannel:
             await self.app.updater.stop()
         if self.app.running:
             await self.app.stop()
+        await self.sequencer.join()  # updates already queued are handled, not dropped
         await self.app.shutdown()
 
     async def _set_commands(self) -> None:
