@@ -17,8 +17,9 @@ WORKDIR /home/hocvuso
 ENV HOCVUSO_DATABASE_URL=sqlite+aiosqlite:////home/hocvuso/data/hocvuso.db \
     HOCVUSO_WEB_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
-# The shipped content must check at build time.
-RUN hocvuso content check
+# The shipped content and the message catalogs must check at build time.
+RUN hocvuso content check \
+ && python -c "from bot.i18n import translations as t; assert t('vi').gettext('I agree') != 'I agree'"
 VOLUME ["/home/hocvuso/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status != 200)"

@@ -41,6 +41,7 @@ def make_channels(rt: Runtime) -> list:
             webhook=s.telegram_webhook,
             webhook_secret=s.webhook_secret.get_secret_value() if s.webhook_secret else None,
             public_url=s.public_url,
+            proxy=s.telegram_proxy.get_secret_value() if s.telegram_proxy else None,
         ))  # fmt: skip
     from bot.channels.zalo.setup import zalo_channels
 
@@ -63,7 +64,8 @@ class Server:
         from scheduler.setup import make_scheduler
 
         routes = [r for ch in self.channels for r in ch.routes()]
-        self.runner = web.AppRunner(make_web_app(self.rt, routes), access_log=None)
+        app = make_web_app(self.rt, routes, health=self.health)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.rt.settings.web_host, self.rt.settings.web_port)
         await site.start()
@@ -76,15 +78,29 @@ class Server:
             await channel.start()
             self.rt.senders[channel.name] = channel.send
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 8.0) -> None:
+        """Graceful stop: take no new updates, let the ones in progress finish (up to
+        `grace` seconds), stop the jobs, then close the web server and the database."""
         for channel in reversed(self.channels):
             with contextlib.suppress(Exception):
                 await channel.stop()
-        if self.scheduler is not None:
+        try:
+            async with asyncio.timeout(grace):
+                await self.rt.engine.wait_idle()
+        except TimeoutError:
+            log.warning("stopping with %d update(s) still in progress", self.rt.engine.in_flight)
+        if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.runner is not None:
             await self.runner.cleanup()
         await self.rt.close()
+
+    def health(self) -> dict[str, object]:
+        """What /healthz reports besides the database: channels and the scheduler."""
+        channels = {ch.name: bool(getattr(ch, "healthy", True)) for ch in self.channels}
+        scheduler = bool(self.scheduler is not None and self.scheduler.running)
+        return {"channels": channels, "scheduler": scheduler,
+                "ok": scheduler and all(channels.values())}
 
 
 async def serve(settings: Settings) -> None:

@@ -23,7 +23,7 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     from bot.logs import setup_logging
 
     settings = _settings()
-    setup_logging(settings.log_level, settings.secrets())
+    setup_logging(settings.log_level, settings.secrets(), settings.log_format)
     _upgrade(settings.database_url)
     asyncio.run(serve(settings))
     return 0
@@ -50,6 +50,37 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     settings = _settings()
     _upgrade(settings.database_url)
     print("database is up to date")
+    return 0
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    """Copy a live SQLite database with SQLite's online backup API (consistent while the bot
+    runs). PostgreSQL: use pg_dump (see README)."""
+    import sqlite3
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    settings = _settings()
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        print("hocvuso: db backup copies SQLite databases; for PostgreSQL use pg_dump "
+              "(see the README's Deploying section)", file=sys.stderr)
+        return 2
+    source = Path(url.database or "")
+    if not source.is_file():
+        print(f"hocvuso: no database at {source}", file=sys.stderr)
+        return 1
+    target = Path(args.file)
+    if target.exists() and not args.force:
+        print(f"hocvuso: {target} exists (add --force to overwrite)", file=sys.stderr)
+        return 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
+    with sqlite3.connect(source) as src, sqlite3.connect(tmp) as dst:
+        src.backup(dst)
+    tmp.replace(target)
+    print(f"backed up {source} to {target}")
     return 0
 
 
@@ -132,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("chat", help="talk to the bot in this terminal").set_defaults(func=cmd_chat)
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    backup = db.add_parser("backup", help="copy the SQLite database while the bot runs")
+    backup.add_argument("file", help="where to write the copy")
+    backup.add_argument("--force", action="store_true", help="overwrite an existing file")
+    backup.set_defaults(func=cmd_db_backup)
     content = sub.add_parser("content", help="the curriculum").add_subparsers(
         dest="content_command", required=True
     )

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import observability as obs
 from bot.db.models import Identity, ProcessedUpdate
 from bot.i18n import _, current_language
 from bot.localities import LocalityIndex
@@ -148,14 +149,40 @@ class Engine:
         self.clock = clock
         self.extras = extras or {}
         self.locks = KeyedLocks()
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.flood = FloodGuard(settings.flood_messages, settings.flood_window_seconds, monotonic)
 
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
+        """Handle one message; counted, timed, and tracked so a shutdown can wait for it."""
+        self.in_flight += 1
+        self._idle.clear()
+        started = time.perf_counter()
+        try:
+            replies = await self._handle(msg)
+        except Exception:
+            obs.UPDATE_ERRORS.labels(msg.channel).inc()
+            raise
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+        obs.UPDATES.labels(msg.channel, msg.kind.value).inc()
+        obs.UPDATE_SECONDS.labels(msg.channel).observe(time.perf_counter() - started)
+        return replies
+
+    async def wait_idle(self) -> None:
+        """Return when no message is being handled (a graceful stop waits for this)."""
+        await self._idle.wait()
+
+    async def _handle(self, msg: IncomingMessage) -> list[Reply]:
         if not msg.is_private:
             return await self._group(msg)
         verdict = self.flood.check((msg.channel, msg.user_id))
         if verdict != "ok":
             log.warning("flood control: %s/%s %s", msg.channel, msg.user_id, verdict)
+            obs.FLOOD.labels(msg.channel).inc()
             if verdict == "drop":
                 return []
             token = current_language.set(self.settings.default_language)
@@ -171,6 +198,7 @@ class Engine:
                     session, msg.channel, msg.update_id, now
                 ):
                     log.info("duplicate update %s/%s dropped", msg.channel, msg.update_id)
+                    obs.DUPLICATES.labels(msg.channel).inc()
                     return []
                 identity = await self.identity(session, msg, now)
                 if msg.kind == Kind.UNFOLLOW:

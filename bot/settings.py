@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DB_URL
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
+    # An http:// or https:// proxy for every Bot API call (None: connect directly); secret,
+    # as it may carry a password (http://user:password@host:port).
+    telegram_proxy: SecretStr | None = None
     telegram_webhook: bool = False
     # The bot's @username, for one-time officer links (https://t.me/<username>?start=inv_...).
     telegram_bot_username: str | None = Field(default=None, pattern=r"^@?[A-Za-z0-9_]{5,32}$")
@@ -42,6 +45,7 @@ class Settings(BaseSettings):
     # Where files the bot makes are kept (certificate images, backups).
     data_dir: Path = Path("./data")
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     # Identities that never consented are forgotten after this many days.
     unconsented_retention_days: int = Field(default=30, ge=1)
     # People inactive this long are erased (their events stay pseudonymous).
@@ -101,6 +105,15 @@ class Settings(BaseSettings):
             return None
         if value is not None and not re.fullmatch(r"\d+:[\w-]+", value.get_secret_value()):
             raise ValueError("not a bot token (expected digits:letters, as BotFather gives)")
+        return value
+
+    @field_validator("telegram_proxy")
+    @classmethod
+    def _proxy_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        if value is not None and not re.fullmatch(r"https?://\S+", value.get_secret_value()):
+            raise ValueError("expected an http:// or https:// proxy URL")
         return value
 
     @field_validator("webhook_secret")
@@ -174,7 +187,7 @@ class Settings(BaseSettings):
         """Every secret value, so the log filter can redact them wherever they appear."""
         out = []
         for value in (
-            self.telegram_token, self.webhook_secret, self.zalo_bot_token,
+            self.telegram_token, self.webhook_secret, self.telegram_proxy, self.zalo_bot_token,
             self.zalo_bot_webhook_secret, self.zalo_oa_app_secret, self.zalo_oa_secret_key,
             self.zalo_oa_signature_key, self.zalo_oa_access_token, self.zalo_oa_refresh_token,
         ):  # fmt: skip

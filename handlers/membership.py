@@ -127,8 +127,8 @@ async def ask_units(ctx: Context) -> list[Reply] | None:
     if pending is None:
         return None
     membership, found = pending
-    asked = sorted({*ctx.data.get("asked", []), membership.org_type}) if ctx.state == ORG_UNIT \
-        else [membership.org_type]  # fmt: skip
+    before = ctx.data.get("asked", []) if ctx.state == ORG_UNIT else []
+    asked = sorted({*before, membership.org_type})
     ctx.goto(ORG_UNIT, org_type=membership.org_type, asked=asked)
     buttons = [Button(label(u.name), f"ounit:{u.join_code}") for u in found[:MAX_CHOICES]]
     buttons.append(Button(_("Not sure"), "ounit:skip"))
@@ -157,8 +157,8 @@ async def on_unit(ctx: Context, code: str) -> list[Reply]:
 
     person = ctx.person
     org_type = ctx.data.get("org_type")
-    membership = next((m for m in person.memberships if m.org_type == org_type), None) \
-        if person is not None else None  # fmt: skip
+    memberships = person.memberships if person is not None else []
+    membership = next((m for m in memberships if m.org_type == org_type), None)
     if person is None or membership is None or person.commune_code is None:
         return await onboarding.finish_orgs(ctx)
     found = await orgs.candidates(ctx.session, person.commune_code, org_type)

@@ -83,6 +83,7 @@ BAD_ROWS = [
     ("hoi_phu_nu,X,99999,,X1", "not a province or commune in scope"),
     ("hoi_phu_nu,X,1,,X1", "not a province or commune in scope"),  # another province
     ("hoi_phu_nu,X,14215,,bad code!", "must be 1-48"),
+    ("hoi_phu_nu,X,14215,,14216", "must contain a letter"),
     ("hoi_phu_nu,X,14215,HPN 37,X1", "parent code"),
     ("hoi_phu_nu,X,14215,NOPE,X1", "parent NOPE does not exist"),
     ("doan,X,14215,HPN-37,X1", "is a hoi_phu_nu unit, not doan"),

@@ -138,7 +138,9 @@ async def test_withdraw_erases_personal_fields_and_keeps_lessons_open(
     # Still reads lessons; nothing more is recorded.
     await learn_and_pass(chat, curriculum, curriculum.module("lua-dao").lessons[0].id)
     after = await scalar(core, select(func.count()).select_from(ParticipationEvent))
-    assert after == before
+    assert after == before + 1  # only the end of consent, so registrations stop counting
+    last = await scalar(core, select(ParticipationEvent).order_by(ParticipationEvent.id.desc()))
+    assert last.kind == "consent_withdrawn" and last.detail == {"erased": False}
     assert NAME not in await table_dump(core)
 
 
@@ -165,7 +167,7 @@ async def test_delete_leaves_only_pseudonymous_events(core: Engine,
         Person.person_key == key)) == 0
     # Aggregates over the past are unchanged; the events no longer lead to anyone.
     assert await scalar(core, select(func.count()).select_from(ParticipationEvent)) == (
-        events_before)
+        events_before + 1)  # the end of consent: past periods still count them
     assert await scalar(core, select(func.count(func.distinct(ParticipationEvent.person_key)))
                         .where(ParticipationEvent.kind == "quiz_finished")) == passed_before
     assert await scalar(core, select(func.count()).select_from(Person).where(

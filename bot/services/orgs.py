@@ -167,6 +167,8 @@ def _parse_row(cells: Sequence[str]) -> tuple[UnitSpec | None, list[str]]:
         problems.append(f"locality code {locality[:20]!r} is not a number")
     if not CODE_RE.match(code):
         problems.append(f"code {code[:60]!r} must be 1-48 of A-Z a-z 0-9 _ -")
+    elif code.isdigit():  # digits name localities (and years) in commands such as /stats
+        problems.append(f"code {code} must contain a letter")
     if parent and not CODE_RE.match(parent):
         problems.append(f"parent code {parent[:60]!r} must be 1-48 of A-Z a-z 0-9 _ -")
     if problems:

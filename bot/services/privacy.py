@@ -88,9 +88,15 @@ async def export(session: AsyncSession, person: Person) -> dict[str, Any]:
     return data
 
 
-async def _unlink(session: AsyncSession, person: Person, now: datetime) -> None:
-    """Revoke and anonymise certificates, run the erasers other features registered, and
-    delete the person (memberships and progress go with it)."""
+async def _unlink(session: AsyncSession, person: Person, now: datetime, *,
+                 erased: bool) -> None:
+    """Record that consent ended (registrations are counted up to that moment), revoke and
+    anonymise certificates, run the erasers other features registered, and delete the person
+    (memberships and progress go with it)."""
+    from bot.services import progress
+
+    progress.record(session, person, "consent_withdrawn", at=now,
+                    detail={"erased": erased})
     await session.execute(
         update(Certificate).where(Certificate.person_id == person.id)
         .values(revoked_at=now, holder_name=ERASED_NAME, person_id=None)
@@ -113,7 +119,7 @@ async def withdraw(session: AsyncSession, identity: Identity, now: datetime) -> 
         return
     await session.execute(delete(Identity).where(
         Identity.person_id == person.id, Identity.id != identity.id))
-    await _unlink(session, person, now)
+    await _unlink(session, person, now, erased=False)
 
 
 async def erase(session: AsyncSession, person: Person, now: datetime) -> int:
@@ -126,7 +132,7 @@ async def erase(session: AsyncSession, person: Person, now: datetime) -> int:
             await eraser(session, identity, now)
         await session.delete(identity)
     await session.flush()
-    await _unlink(session, person, now)
+    await _unlink(session, person, now, erased=True)
     return len(identities)
 
 

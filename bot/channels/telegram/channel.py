@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from telegram import (
     BotCommand,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
@@ -36,7 +37,7 @@ from bot.channels.telegram.convert import CHANNEL, to_incoming
 from bot.channels.telegram.request import AiohttpRequest, SharedSession
 from bot.engine import Engine
 from bot.i18n import gettext_in
-from handlers.types import Kind, Reply
+from handlers.types import IncomingMessage, Kind, Reply
 
 log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/telegram/webhook"
@@ -130,6 +131,13 @@ class TelegramChannel:
             "webhook" if self.webhook else "polling",
         )
 
+    @property
+    def healthy(self) -> bool:
+        """Started, and (in polling mode) still fetching updates."""
+        if not self.app.running:
+            return False
+        return self.webhook or (self.app.updater is not None and self.app.updater.running)
+
     async def stop(self) -> None:
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
@@ -172,36 +180,57 @@ class TelegramChannel:
         return web.json_response({"ok": True})
 
     async def _on_ptb_update(self, update: object, _context: object) -> None:
-        if isinstance(update, Update):
-            await self.process(update, apologise=True)
+        """PTB calls this one update at a time, in delivery order: queue it and return."""
+        if not isinstance(update, Update):
+            return
+        await self.sequencer.room()  # back-pressure: stop taking updates while swamped
+        future = self._submit(update, apologise=True)
+        if future is not None:
+            future.add_done_callback(_log_failure)
 
     async def _on_error(self, update: object, context: Any) -> None:
         log.error("telegram: error while handling an update", exc_info=context.error)
 
     async def process(self, update: Update, *, apologise: bool = False) -> None:
+        """Handle one update after the earlier ones of the same person; returns once its
+        replies were sent."""
+        future = self._submit(update, apologise=apologise)
+        if future is not None:
+            await future
+
+    def _submit(self, update: Update, *, apologise: bool) -> asyncio.Future[None] | None:
         msg = to_incoming(update)
         if msg is None:
-            return
+            return None
+        return self.sequencer.submit(msg.user_id, lambda: self._handle(update, msg, apologise))
+
+    async def _handle(self, update: Update, msg: IncomingMessage, apologise: bool) -> None:
+        # The button's spinner is stopped while the engine works, not before: one round trip
+        # less for every pressed button.
+        answering = None
         if update.callback_query is not None:
-            with contextlib.suppress(TelegramError):  # the spinner times out on its own
-                await update.callback_query.answer()
+            answering = asyncio.create_task(_answer(update.callback_query))
         try:
-            replies = await self.engine.handle(msg)
-        except Exception:
-            log.exception("telegram: handling update %s failed", update.update_id)
-            if not apologise:
-                raise
-            replies = [
-                Reply(
-                    gettext_in(
-                        self.engine.settings.default_language,
-                        "Sorry, something went wrong. Please try again.",
+            try:
+                replies = await self.engine.handle(msg)
+            except Exception:
+                log.exception("telegram: handling update %s failed", update.update_id)
+                if not apologise:
+                    raise
+                replies = [
+                    Reply(
+                        gettext_in(
+                            self.engine.settings.default_language,
+                            "Sorry, something went wrong. Please try again.",
+                        )
                     )
-                )
-            ]
-        if msg.kind == Kind.UNFOLLOW:
-            return
-        await self.send(msg.chat_id, replies)
+                ]
+            if msg.kind == Kind.UNFOLLOW:
+                return
+            await self.send(msg.chat_id, replies)
+        finally:
+            if answering is not None:
+                await answering
 
     # ------------------------------------------------------------------ outbound
 
@@ -242,3 +271,13 @@ class TelegramChannel:
             except Forbidden:
                 log.info("telegram: chat %s blocked the bot", chat_id)
                 return
+
+
+async def _answer(query: CallbackQuery) -> None:
+    with contextlib.suppress(TelegramError):  # the spinner times out on its own
+        await query.answer()
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("telegram: an update could not be handled", exc_info=future.exception())

@@ -88,6 +88,11 @@ class ZaloBotChannel:
             "webhook" if self.webhook else "polling",
         )
 
+    @property
+    def healthy(self) -> bool:
+        """Webhook mode, or a polling loop that is still running."""
+        return self.webhook or (self._task is not None and not self._task.done())
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
