@@ -9,6 +9,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 from bot.db.migrate import alembic_config, downgrade, upgrade
 from bot.db.models import Base
@@ -18,7 +19,7 @@ from bot.db.session import make_engine
 async def _diff(url: str) -> list:
     engine = make_engine(url)
 
-    def compare(conn):  # noqa: ANN001, ANN202
+    def compare(conn: Connection) -> list:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         return compare_metadata(ctx, Base.metadata)
 

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -96,23 +95,24 @@ def test_sigterm_stops_within_ten_seconds(tmp_path: Path) -> None:
                 "HOCVUSO_WEB_PORT": str(free_port()), "HOCVUSO_DATA_DIR": str(tmp_path),
                 "PYTHONPATH": str(ROOT),
             })
-            proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
-                                    cwd=tmp_path, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot.cli", "serve", env=env, cwd=tmp_path,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
             try:
                 user = TelegramDriver(fake)
                 await user.say("/start")
                 fake.press_button(4242, "consent:yes")
                 proc.send_signal(signal.SIGTERM)
                 started = time.monotonic()
-                while proc.poll() is None and time.monotonic() - started < 15:
-                    await asyncio.sleep(0.1)
-                took = time.monotonic() - started
-                return proc.returncode, took, len(fake.messages_to(4242))
+                try:
+                    code = await asyncio.wait_for(proc.wait(), 15)
+                except TimeoutError:
+                    code = -1
+                return code, time.monotonic() - started, len(fake.messages_to(4242))
             finally:
-                if proc.poll() is None:
+                if proc.returncode is None:
                     proc.kill()
-                proc.communicate(timeout=5)
+                    await proc.wait()
 
     code, took, sent = asyncio.run(scenario())
     assert code == 0 and took < 10
