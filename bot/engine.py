@@ -233,9 +233,14 @@ class Engine:
     async def identity(
         self, session: AsyncSession, msg: IncomingMessage, now: datetime
     ) -> Identity:
-        """The identity of the sender, created on first contact (platform id only)."""
-        query = select(Identity).where(
-            Identity.channel == msg.channel, Identity.external_id == msg.user_id
+        """The identity of the sender, created on first contact (platform id only).
+
+        The row is locked for the transaction (FOR UPDATE on PostgreSQL; SQLite has one
+        writer anyway), so two processes never handle the same person at once."""
+        query = (
+            select(Identity)
+            .where(Identity.channel == msg.channel, Identity.external_id == msg.user_id)
+            .with_for_update()
         )
         identity = await session.scalar(query)
         if identity is None:
