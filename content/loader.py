@@ -91,6 +91,7 @@ class Module:
     id: str
     order: int
     title: Localized
+    short_title: Localized  # for buttons: at most 35 characters
     summary: Localized
     languages: tuple[str, ...]
     lessons: tuple[Lesson, ...]
@@ -253,6 +254,7 @@ class _ModuleReader:
                 "order",
                 "languages",
                 "title",
+                "short_title",
                 "summary",
                 "pass_percent",
                 "lessons",
@@ -281,6 +283,15 @@ class _ModuleReader:
             self.problem(("pass_percent",), "pass_percent: expected a whole number 1-100")
             pass_percent = 80
         title = self.localized(data.get("title", ""), ("title",), "module title", MODULE_TITLE_MAX)
+        if "short_title" in data:
+            short = self.localized(data["short_title"], ("short_title",), "short title",
+                                   BUTTON_MAX)
+        elif any(len(t) > BUTTON_MAX for t in title.values()):
+            self.problem(("title",), f"module title is longer than {BUTTON_MAX} characters: "
+                         "add a short_title for the menu button")
+            short = title
+        else:
+            short = title
         summary = self.localized(data.get("summary", ""), ("summary",), "summary", CARD_MAX)
         lessons_raw = data.get("lessons")
         lessons: list[Lesson] = []
@@ -292,7 +303,8 @@ class _ModuleReader:
                 if lesson:
                     lessons.append(lesson)
         return Module(
-            module_id, order, title, summary, self.languages, tuple(lessons), self.doc.path
+            module_id, order, title,
+            short, summary, self.languages, tuple(lessons), self.doc.path
         )
 
     def lesson(

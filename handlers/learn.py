@@ -44,7 +44,8 @@ async def menu(ctx: Context) -> list[Reply]:
     for module in ctx.curriculum.modules:
         n = progress.passed_count(module, done)
         mark = "✅ " if n == len(module.lessons) else ("▶ " if n else "")
-        buttons.append(Button(label(text_for(module.title, lang(ctx)), mark), f"mod:{module.id}"))
+        buttons.append(Button(label(text_for(module.short_title, lang(ctx)), mark),
+                              f"mod:{module.id}"))
     buttons.append(Button(_("📊 My progress"), "progress"))
     return [Reply(_("**Choose a topic to learn:**"), rows(*buttons))]
 

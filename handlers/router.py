@@ -47,6 +47,7 @@ async def help_(ctx: Context, _arg: str = "") -> list[Reply]:
         _("/verify CODE – check a certificate"),
         _("/join – join the branch of your organisation"),
         _("/link – use the same progress on Telegram and Zalo"),
+        _("/privacy – your data and your rights"),
         _("/language – change the language"),
         _("/start – start again from the welcome"),
         _("/help – this help"),

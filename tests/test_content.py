@@ -151,3 +151,11 @@ def test_empty_and_odd_files(tmp_path: Path) -> None:
     _course, problems = check(folder)
     assert len(problems) >= 3
     assert all(p.line >= 1 for p in problems)
+
+
+def test_long_module_title_needs_a_short_one(copy: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = next(p for p in sorted(copy.glob("*.yaml")) if "short_title" not in p.read_text())
+    line = replace_once(path, "\ntitle: \"", "\ntitle: \"Tiêu đề dài ")
+    out = run_check(copy, capsys)
+    assert f"{path.name}:{line}: module title is longer than 35" in out, out
