@@ -124,3 +124,64 @@ def test_webhook_bodies_never_crash(body: bytes) -> None:
         return
     if update is not None:
         to_incoming(update)
+
+
+periods = st.one_of(
+    st.text(max_size=40),
+    st.builds("{}-{}".format, st.integers(1900, 2200), st.integers(1900, 2200)),
+    st.builds("{}..{}".format, st.dates().map(str), st.dates().map(str)),
+)
+
+
+@given(periods)
+def test_report_periods_parse_or_explain(text: str) -> None:
+    from bot.services.metrics import Period, PeriodError, parse_period
+
+    try:
+        period = parse_period(text)
+    except PeriodError as exc:
+        assert str(exc)
+    else:
+        assert isinstance(period, Period) and period.start < period.end
+
+
+csv_cells = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
+                    max_size=12)
+csv_text = st.lists(st.lists(csv_cells, min_size=0, max_size=7), max_size=6).map(
+    lambda rows: "\n".join(",".join(row) for row in rows))
+
+
+def test_csv_import_rows_never_crash(core, localities) -> None:  # noqa: ANN001
+    """Any CSV text: units created, or every bad row named with its line; never an
+    exception, never a half import."""
+    from sqlalchemy import func, select
+
+    from bot.db.models import OrgUnit
+    from bot.services.orgs import import_csv
+
+    if "sqlite" not in str(core.settings.database_url):
+        return
+    loop = asyncio.get_event_loop_policy().new_event_loop()
+
+    @settings(max_examples=80, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(csv_text | st.sampled_from([
+        "type,name,locality_code,parent_code,code\nhoi_phu_nu,Hội LHPN xã,14215,,HPN-X\n",
+        "hoi_phu_nu;Hội;14215;;A1\n", "\ufefftype,name\n", "x" * 5000]))
+    def run(text: str) -> None:
+        async def go() -> None:
+            async with core.sessionmaker() as session:
+                before = await session.scalar(select(func.count()).select_from(OrgUnit))
+                result = await import_csv(session, text, localities, actor="fuzz")
+                after = await session.scalar(select(func.count()).select_from(OrgUnit))
+                await session.rollback()
+            if result.problems:
+                assert after == before
+                assert all(p.startswith("line ") or p for p in result.problems)
+
+        loop.run_until_complete(go())
+
+    try:
+        run()
+    finally:
+        loop.close()

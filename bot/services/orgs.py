@@ -328,6 +328,12 @@ def _depth(final: dict[str, UnitSpec], code: str) -> int:
     return n
 
 
+class CsvSyntaxError(ValueError):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
 def _rows(text: str) -> tuple[list[tuple[int, list[str]]], bool]:
     """(line number, cells) of every non-empty row; whether a header row was found."""
     sample = text[:4096]
@@ -335,11 +341,14 @@ def _rows(text: str) -> tuple[list[tuple[int, list[str]]], bool]:
         dialect: Any = csv.Sniffer().sniff(sample.splitlines()[0] if sample else "", ",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
     rows: list[tuple[int, list[str]]] = []
-    for cells in reader:
-        if any(c.strip() for c in cells):
-            rows.append((reader.line_num, cells))
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                rows.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise CsvSyntaxError(reader.line_num + 1, str(exc)) from None
     header = bool(rows) and [
         c.strip().lower().replace(" ", "_") for c in rows[0][1]
     ] == list(COLUMNS)
@@ -354,7 +363,10 @@ async def import_csv(session: AsyncSession, text: str, localities: LocalityIndex
     Every row is checked first; if any is bad, nothing changes and `problems` holds
     "line N: problem" for each. Importing the same file again changes nothing.
     """
-    rows, _header = _rows(text.lstrip("\ufeff"))
+    try:
+        rows, _header = _rows(text.lstrip("\ufeff"))
+    except CsvSyntaxError as exc:
+        return ImportResult(problems=[f"line {exc.line}: not valid CSV ({exc.reason})"])
     problems: list[tuple[int, str]] = []
     specs: list[UnitSpec] = []
     line_of: dict[str, int] = {}
