@@ -151,7 +151,7 @@ csv_text = st.lists(st.lists(csv_cells, min_size=0, max_size=7), max_size=6).map
     lambda rows: "\n".join(",".join(row) for row in rows))
 
 
-def test_csv_import_rows_never_crash(core, localities) -> None:  # noqa: ANN001
+def test_csv_import_rows_never_crash(core, localities) -> None:
     """Any CSV text: units created, or every bad row named with its line; never an
     exception, never a half import."""
     from sqlalchemy import func, select
