@@ -12,6 +12,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.http import LazySession
+
 NOTHING_NEW = 408
 
 
@@ -24,7 +26,7 @@ class ZaloBotError(Exception):
         self.description = description
 
 
-class ZaloBotClient:
+class ZaloBotClient(LazySession):
     def __init__(
         self,
         token: str,
@@ -32,22 +34,8 @@ class ZaloBotClient:
         *,
         timeout: float = 30.0,
     ) -> None:
+        super().__init__(timeout)
         self._url = f"{base_url}{token}/"
-        self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def call(
         self, method: str, params: dict[str, Any] | None = None, *, http_timeout: float = 0

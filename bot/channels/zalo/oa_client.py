@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.http import LazySession
+
 INVALID_TOKEN = -216
 
 
@@ -33,7 +35,7 @@ class TokenPair:
     expires_in: int  # seconds the access token lives
 
 
-class ZaloOAClient:
+class ZaloOAClient(LazySession):
     def __init__(
         self,
         *,
@@ -47,21 +49,7 @@ class ZaloOAClient:
         self._app_secret = app_secret
         self.api_url = api_url.rstrip("/")
         self.oauth_url = oauth_url.rstrip("/")
-        self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        super().__init__(timeout)
 
     @staticmethod
     async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:
