@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -34,6 +35,7 @@ def make_channels(rt: Runtime) -> list:
     channels: list = []
     s = rt.settings
     if s.telegram_token is not None:
+        from bot.channels.ratelimit import SendLimiter
         from bot.channels.telegram.channel import TelegramChannel
 
         channels.append(TelegramChannel(
@@ -42,6 +44,7 @@ def make_channels(rt: Runtime) -> list:
             webhook_secret=s.webhook_secret.get_secret_value() if s.webhook_secret else None,
             public_url=s.public_url,
             proxy=s.telegram_proxy.get_secret_value() if s.telegram_proxy else None,
+            limiter=SendLimiter(s.telegram_rate),
         ))  # fmt: skip
     from bot.channels.zalo.setup import zalo_channels
 
@@ -57,6 +60,7 @@ class Server:
         self.channels = channels
         self.runner: web.AppRunner | None = None
         self.scheduler = None
+        self.dispatch = None  # campaign dispatchers (scheduler/dispatch.py)
         self.port: int | None = None
 
     async def start(self) -> None:
@@ -77,10 +81,24 @@ class Server:
         for channel in self.channels:
             await channel.start()
             self.rt.senders[channel.name] = channel.send
+        from scheduler.dispatch import make_dispatchers
+
+        self.dispatch = make_dispatchers(self.rt, self.channels)
+        await self.dispatch.start()
+        self.rt.engine.extras["campaign_started"] = self.dispatch.wake
+        self.rt.engine.extras["campaign_channels"] = tuple(
+            d.channel for d in self.dispatch.dispatchers)
+        # What start-up loaded (course, communes, libraries: ~250,000 objects) lives as long as
+        # the process. Keep it out of the collector's full passes, which would otherwise stop
+        # the event loop for ~100 ms every so often under load.
+        gc.collect()
+        gc.freeze()
 
     async def stop(self, grace: float = 8.0) -> None:
         """Graceful stop: take no new updates, let the ones in progress finish (up to
         `grace` seconds), stop the jobs, then close the web server and the database."""
+        if self.dispatch is not None:
+            await self.dispatch.stop()
         for channel in reversed(self.channels):
             with contextlib.suppress(Exception):
                 await channel.stop()

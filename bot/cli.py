@@ -87,18 +87,24 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
 def cmd_content_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from content import criteria
     from content.loader import MODULES_DIR, check
 
     directory = Path(args.dir) if args.dir else MODULES_DIR
     curriculum, problems = check(directory)
+    criteria_sets, criteria_problems = criteria.check(
+        Path(args.criteria) if args.criteria else criteria.CRITERIA_DIR
+    )
+    problems = [*problems, *criteria_problems]
     for problem in problems:
         print(problem)
-    if curriculum is None:
+    if curriculum is None or criteria_problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 1
     s = curriculum.stats()
     print(
         f"content OK: {s['modules']} modules, {s['lessons']} lessons, {s['questions']} questions"
+        f", {len(criteria_sets)} criteria set(s)"
     )
     return 0
 
@@ -172,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chk = content.add_parser("check", help="validate every content file")
     chk.add_argument("--dir", help="modules folder (default: the shipped content)")
+    chk.add_argument("--criteria", help="criteria sets folder (default: content/criteria)")
     chk.set_defaults(func=cmd_content_check)
     st = content.add_parser("stats", help="counts of modules, lessons, questions")
     st.add_argument("--json", action="store_true", help="one JSON object")
@@ -187,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli_orgs import add_parsers as add_org_parsers
 
     add_org_parsers(sub)  # org, admin, audit
+    from bot.cli_reports import add_parsers as add_report_parsers
+
+    add_report_parsers(sub)  # report, demo
     return parser
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import bindparam, inspect, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import joinedload
 
 from bot import observability as obs
-from bot.db.models import Identity, ProcessedUpdate
+from bot.db.batch import GroupCommit
+from bot.db.models import Identity, LessonProgress, Person, ProcessedUpdate
 from bot.i18n import _, current_language
 from bot.localities import LocalityIndex
 from bot.settings import Settings
@@ -47,12 +50,83 @@ def insert_ignore(session: AsyncSession, model: type, **values: Any) -> Any:
     return insert(model).values(**values).on_conflict_do_nothing()
 
 
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    """Built once per backend: building a statement costs more than running it."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    values = {"channel": bindparam("c"), "update_key": bindparam("k"), "at": bindparam("a")}
+    return insert(ProcessedUpdate.__table__).values(values).on_conflict_do_nothing()
+
+
 async def claim_once(session: AsyncSession, channel: str, key: str, now: datetime) -> bool:
     """True the first time (channel, key) is claimed, False ever after."""
-    result = await session.execute(
-        insert_ignore(session, ProcessedUpdate, channel=channel, update_key=key[:128], at=now)
-    )
+    statement = _claim_statement(session.bind.dialect.name)
+    result = await session.execute(statement, {"c": channel, "k": key[:128], "a": now})
     return bool(result.rowcount)
+
+
+@functools.cache
+def _claim_all_statement(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = ProcessedUpdate.__table__
+    return insert(table).on_conflict_do_nothing().returning(table.c.channel, table.c.update_key)
+
+
+async def claim_all(
+    session: AsyncSession, keys: list[tuple[str, str]], now: datetime
+) -> set[tuple[str, str]]:
+    """The (channel, key) pairs claimed now for the first time (keys cut to 128 characters),
+    all in one statement."""
+    if not keys:
+        return set()
+    if len(keys) == 1:  # the plain statement is cheaper than a RETURNING over a row list
+        channel, key = keys[0]
+        return {(channel, key[:128])} if await claim_once(session, channel, key, now) else set()
+    rows = [{"channel": channel, "update_key": key[:128], "at": now} for channel, key in keys]
+    result = await session.execute(_claim_all_statement(session.bind.dialect.name), rows)
+    return {(channel, key) for channel, key in result.all()}
+
+
+@functools.cache
+def _identities_query(many: bool) -> Any:
+    """Senders' identities, persons and memberships in one indexed query."""
+    wanted = (Identity.external_id.in_(bindparam("u", expanding=True)) if many
+              else Identity.external_id == bindparam("u"))  # fmt: skip
+    return (
+        select(Identity)
+        .where(Identity.channel == bindparam("c"), wanted)
+        .options(joinedload(Identity.person).joinedload(Person.memberships))
+        .order_by(Identity.external_id)  # rows locked in one order: no deadlock on PostgreSQL
+        .with_for_update(of=Identity)
+    )
+
+
+@functools.cache
+def _lesson_rows_query() -> Any:
+    pair = tuple_(LessonProgress.person_id, LessonProgress.lesson_id)
+    return select(LessonProgress).where(pair.in_(bindparam("pairs", expanding=True)))
+
+
+async def load_current_lessons(session: AsyncSession, identities: Iterable[Identity]) -> None:
+    """Load the progress rows of the lessons these people are reading, one query for all, so
+    the lesson steps of a batch find them in the session instead of each querying (and
+    flushing the batch so far) on its own."""
+    pairs = {
+        (identity.person_id, identity.state_data["lesson"])
+        for identity in identities
+        if identity.person_id is not None and identity.state == "lesson"
+        and isinstance((identity.state_data or {}).get("lesson"), str)
+    }
+    if pairs:
+        result = await session.execute(_lesson_rows_query(), {"pairs": sorted(pairs)})
+        # The session holds loaded objects weakly: keep these until it closes.
+        session.info.setdefault("current_lessons", []).extend(result.scalars())
 
 
 class KeyedLocks:
@@ -153,6 +227,7 @@ class Engine:
         self._idle = asyncio.Event()
         self._idle.set()
         self.flood = FloodGuard(settings.flood_messages, settings.flood_window_seconds, monotonic)
+        self.units = GroupCommit(sessionmaker, self._prepare, self._unit)
 
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
         """Handle one message; counted, timed, and tracked so a shutdown can wait for it."""
@@ -192,68 +267,109 @@ class Engine:
             finally:
                 current_language.reset(token)
         async with self.locks((msg.channel, msg.user_id)):
-            async with self.sessionmaker() as session, session.begin():
-                now = self.clock()
-                if msg.update_id is not None and not await claim_once(
-                    session, msg.channel, msg.update_id, now
-                ):
-                    log.info("duplicate update %s/%s dropped", msg.channel, msg.update_id)
-                    obs.DUPLICATES.labels(msg.channel).inc()
-                    return []
-                identity = await self.identity(session, msg, now)
-                if msg.kind == Kind.UNFOLLOW:
-                    identity.unreachable_at = now
-                    return []
+            # Its own transaction, or one shared with other people's messages that queue up at
+            # the same moment (bot.db.batch); the replies come back after the commit.
+            return await self.units.run(msg)
+
+    async def _prepare(
+        self, session: AsyncSession, msgs: list[IncomingMessage]
+    ) -> list[tuple[datetime, Identity | None]]:
+        """For the messages of one transaction: claim their updates and load their senders'
+        identities, one statement each for all of them. (time, identity) per message; no
+        identity for a repeated update."""
+        now = self.clock()
+        keys = [(m.channel, m.update_id) for m in msgs if m.update_id is not None]
+        claimed = await claim_all(session, keys, now)
+        fresh = [m for m in msgs
+                 if m.update_id is None or (m.channel, m.update_id[:128]) in claimed]  # fmt: skip
+        found = await self.identities(session, fresh, now) if fresh else {}
+        if len(found) > 1:
+            await load_current_lessons(session, found.values())
+        return [(now, found.get((m.channel, m.user_id)) if m in fresh else None) for m in msgs]
+
+    async def _unit(
+        self, session: AsyncSession, msg: IncomingMessage,
+        prepared: tuple[datetime, Identity | None],
+    ) -> list[Reply]:  # fmt: skip
+        """One message's unit of work, in the transaction `session` is in."""
+        now, identity = prepared
+        if identity is None:
+            log.info("duplicate update %s/%s dropped", msg.channel, msg.update_id)
+            obs.DUPLICATES.labels(msg.channel).inc()
+            return []
+        if msg.kind == Kind.UNFOLLOW:
+            identity.unreachable_at = now
+            return []
+        token = current_language.set(identity.language)
+        try:
+            ctx = Context(
+                msg,
+                session,
+                identity,
+                self.curriculum,
+                self.localities,
+                self.settings,
+                now,
+                self.extras,
+            )
+            replies = await dispatch(ctx)
+            if inspect(identity).deleted or inspect(identity).was_deleted:
+                return replies  # erased: nothing more to remember about them
+            offered = next((r for r in reversed(replies) if r.buttons), None)
+            if offered is not None:
+                ctx.remember(_buttons=[[b.label, b.payload] for b in offered.flat_buttons])
+            # Set after the handlers: set before, a query of theirs would flush the
+            # identity once for this and once more at the commit.
+            if identity.unreachable_at is not None:
                 identity.unreachable_at = None
-                identity.last_inbound_at = now
-                token = current_language.set(identity.language)
-                try:
-                    ctx = Context(
-                        msg,
-                        session,
-                        identity,
-                        self.curriculum,
-                        self.localities,
-                        self.settings,
-                        now,
-                        self.extras,
-                    )
-                    replies = await dispatch(ctx)
-                    if inspect(identity).deleted or inspect(identity).was_deleted:
-                        return replies  # erased: nothing more to remember about them
-                    offered = next((r for r in reversed(replies) if r.buttons), None)
-                    if offered is not None:
-                        ctx.remember(_buttons=[[b.label, b.payload] for b in offered.flat_buttons])
-                    if identity.person is not None:
-                        identity.person.last_active_at = now
-                finally:
-                    current_language.reset(token)
-            return replies
+            identity.last_inbound_at = now
+            if identity.person is not None:
+                identity.person.last_active_at = now
+        finally:
+            current_language.reset(token)
+        return replies
 
     async def identity(
         self, session: AsyncSession, msg: IncomingMessage, now: datetime
     ) -> Identity:
-        """The identity of the sender, created on first contact (platform id only).
+        """The identity of the sender, created on first contact (platform id only)."""
+        return (await self.identities(session, [msg], now))[(msg.channel, msg.user_id)]
 
-        The row is locked for the transaction (FOR UPDATE on PostgreSQL; SQLite has one
+    async def identities(
+        self, session: AsyncSession, msgs: list[IncomingMessage], now: datetime
+    ) -> dict[tuple[str, str], Identity]:
+        """The identities of the senders by (channel, platform id), created on first contact.
+
+        The rows are locked for the transaction (FOR UPDATE on PostgreSQL; SQLite has one
         writer anyway), so two processes never handle the same person at once."""
-        query = (
-            select(Identity)
-            .where(Identity.channel == msg.channel, Identity.external_id == msg.user_id)
-            .with_for_update()
-        )
-        identity = await session.scalar(query)
-        if identity is None:
+        found: dict[tuple[str, str], Identity] = {}
+
+        async def load(channel: str, users: set[str]) -> None:
+            many = len(users) > 1
+            wanted = sorted(users) if many else next(iter(users))
+            result = await session.execute(_identities_query(many), {"c": channel, "u": wanted})
+            for identity in result.unique().scalars():
+                found[(identity.channel, identity.external_id)] = identity
+
+        by_channel: dict[str, set[str]] = collections.defaultdict(set)
+        for msg in msgs:
+            by_channel[msg.channel].add(msg.user_id)
+        for channel, users in by_channel.items():
+            await load(channel, users)
+        missing = {(m.channel, m.user_id): m for m in msgs if (m.channel, m.user_id) not in found}
+        for msg in missing.values():
             await session.execute(insert_ignore(
                 session, Identity, channel=msg.channel, external_id=msg.user_id,
                 chat_id=msg.chat_id, language=self.settings.default_language, consent="pending",
                 state="", state_data={}, created_at=now, last_inbound_at=now,
             ))  # fmt: skip
-            identity = await session.scalar(query)
-            assert identity is not None
-        if identity.chat_id != msg.chat_id:
-            identity.chat_id = msg.chat_id
-        return identity
+        for channel in {key[0] for key in missing}:
+            await load(channel, {user for c, user in missing if c == channel})
+        for msg in msgs:
+            identity = found[(msg.channel, msg.user_id)]
+            if identity.chat_id != msg.chat_id:
+                identity.chat_id = msg.chat_id
+        return found
 
     async def _group(self, msg: IncomingMessage) -> list[Reply]:
         """Group chats get one short notice per chat, then silence."""

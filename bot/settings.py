@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     zalo_oa_window_hours: int = Field(default=168, ge=1, le=24 * 365)
     # The error Zalo answers for a send outside the window (-230, unverified).
     zalo_oa_window_error: int = -230
+    # Campaign broadcasts (scheduler/dispatch.py): messages per second of this process. On
+    # Telegram the budget is shared with the replies, which always go first.
+    telegram_rate: float = Field(default=30.0, gt=0, le=10_000)
+    # Telegram's paid broadcasts (allow_paid_broadcast): up to 1,000/s, billed in Stars.
+    telegram_paid_broadcast: bool = False
+    zalo_bot_rate: float = Field(default=10.0, gt=0, le=1_000)
+    zalo_oa_rate: float = Field(default=10.0, gt=0, le=1_000)
 
     @field_validator("provinces", mode="before")
     @classmethod

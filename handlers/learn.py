@@ -86,15 +86,25 @@ async def open_lesson(ctx: Context, lesson_id: str, restart: bool = False) -> li
                 started_at=ctx.now,
             )
             ctx.session.add(row)
-            ctx.record("lesson_started", module_id=lesson.module_id, lesson_id=lesson.id)
+            await _started(ctx, lesson)
         elif restart or (row.quiz_passed_at is not None and row.card >= len(lesson.cards) - 1):
             row.card = 0
-            ctx.record("lesson_started", module_id=lesson.module_id, lesson_id=lesson.id)
+            await _started(ctx, lesson)
         card = row.card
     if restart:
         card = 0
     card = max(0, min(card, len(lesson.cards) - 1))
     return show_card(ctx, lesson, card)
+
+
+async def _started(ctx: Context, lesson: Lesson) -> None:
+    """Record a lesson start and credit the campaign that led to it (if one did)."""
+    ctx.record("lesson_started", module_id=lesson.module_id, lesson_id=lesson.id)
+    if ctx.consented and ctx.person is not None:
+        from bot.services import campaigns
+
+        await campaigns.credit_lesson_start(ctx.session, ctx.person, at=ctx.now,
+                                            channel=ctx.msg.channel)  # fmt: skip
 
 
 def show_card(ctx: Context, lesson: Lesson, index: int) -> list[Reply]:

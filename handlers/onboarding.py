@@ -12,7 +12,7 @@ from bot.db.models import Person
 from bot.domain import AGE_BANDS, CONSENT_VERSION, GENDERS, ORG_TYPES
 from bot.i18n import _
 from bot.services import privacy
-from handlers import learn, membership, officer
+from handlers import activity, learn, membership, officer
 from handlers.context import Context
 from handlers.types import Button, Reply, rows
 
@@ -56,6 +56,8 @@ async def start(ctx: Context, arg: str) -> list[Reply]:
         notes.append(Reply(_("That invitation link is not valid; you can still use the bot.")))
     if invite and invite.group(1) == "org":
         notes.extend(await membership.join_by_link(ctx, invite.group(2)))
+    elif invite and invite.group(1) == "act":
+        notes.extend(await activity.check_in_link(ctx, invite.group(2)))
     elif invite and invite.group(1) == "inv":
         notes.extend(await officer.accept_invite(ctx, invite.group(2)))
     if ctx.identity.consent == "pending":
@@ -122,6 +124,7 @@ async def on_consent(ctx: Context, answer: str) -> list[Reply]:
             detail={"consent_version": CONSENT_VERSION, "invited_by": person.invited_by},
         )
     joined = await membership.join_remembered(ctx)
+    joined += await activity.check_in_remembered(ctx)
     return [
         *joined,
         Reply(_("Thank you! Just a few quick questions so the lessons fit you.")),

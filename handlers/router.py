@@ -14,7 +14,10 @@ from bot.domain import LANGUAGE_NAMES
 from bot.i18n import _, current_language
 from bot.localities import normalize
 from handlers import (
+    activity,
+    campaign,
     certificates,
+    dashboard,
     learn,
     link,
     membership,
@@ -112,9 +115,16 @@ COMMANDS: dict[str, Step] = {
     "members": officer.members,
     "confirm": officer.confirm,
     "remove": officer.remove,
+    "campaign": campaign.start,
+    "campaigns": campaign.list_campaigns,
+    "activity": activity.command,
+    "settings": campaign.settings,
+    "dashboard": dashboard.command,
 }
 # Officer commands decide for themselves (an officer need not be a consenting learner).
 OFFICER_COMMANDS = {"whoami", "stats", "grant", "members", "confirm", "remove"}
+OFFICER_COMMANDS |= {"campaign", "campaigns", "activity"}
+OFFICER_COMMANDS |= {"dashboard"}
 # Commands that work before the person answered the consent question.
 BEFORE_CONSENT = {"start", "help", "language", "verify", "privacy", "delete"} | OFFICER_COMMANDS
 BEFORE_CONSENT |= {"link"}  # it explains itself that both apps must have agreed
@@ -141,8 +151,11 @@ PAYLOADS: dict[str, Step] = {
     "join": membership.on_join,
     "ounit": membership.on_unit,
     "mem": officer.on_member_button,
+    "camp": campaign.on_button,
+    "act": activity.on_button,
 }
 BEFORE_CONSENT_PAYLOADS = {"consent", "lang", "confirm", "mem"}
+BEFORE_CONSENT_PAYLOADS |= {"camp", "act"}  # officer buttons, and the campaign opt-out
 # Buttons of a step only count while the person is at that step.
 STEP_OF_PAYLOAD = {
     "commune": onboarding.COMMUNE,
@@ -161,7 +174,15 @@ TEXT_STEPS: dict[str, Step] = {
     onboarding.COMMUNE: onboarding.on_commune_text,
     privacy.CORRECT_NAME: privacy.name_text,
     link.WAITING: link.on_text,
+    campaign.TEXT: campaign.on_text,
+    campaign.AT: campaign.on_when_text,
+    campaign.TIME: campaign.on_when_text,
+    **dict.fromkeys((activity.TITLE, activity.DAY, activity.PLACE, activity.PLANNED,
+                     activity.COUNT), activity.on_text),
 }
+# Officers' wizards take text before (or without) the officer's own consent as a learner.
+OFFICER_TEXT_STEPS = {campaign.TEXT, campaign.AT, campaign.TIME, activity.TITLE, activity.DAY,
+                      activity.PLACE, activity.PLANNED, activity.COUNT}
 
 
 async def current_step(ctx: Context) -> list[Reply]:
@@ -295,7 +316,7 @@ async def dispatch(ctx: Context) -> list[Reply]:
     payload = typed_choice(ctx, text)
     if payload is not None:
         return await run_payload(ctx, payload)
-    if _consent_needed(ctx):
+    if _consent_needed(ctx) and ctx.state not in OFFICER_TEXT_STEPS:
         return [
             Reply(_("Please answer with the buttons below (or type 1 or 2).")),
             *_ask_consent(ctx),

@@ -8,6 +8,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.i18n import TZ
 from bot.runtime import Runtime
 from scheduler import jobs
+from scheduler.dispatch import fire_due_campaigns
 
 
 def make_scheduler(rt: Runtime) -> AsyncIOScheduler:
@@ -25,6 +26,9 @@ def make_scheduler(rt: Runtime) -> AsyncIOScheduler:
                   id="erase_inactive", replace_existing=True)
     sched.add_job(jobs.send_reminders, IntervalTrigger(minutes=15), args=[rt],
                   id="send_reminders", replace_existing=True)
+    # Scheduled campaigns live in the database; the leader starts them when due.
+    sched.add_job(fire_due_campaigns, IntervalTrigger(seconds=20), args=[rt],
+                  id="fire_due_campaigns", replace_existing=True)
     s = rt.settings
     if s.zalo_oa_app_id is not None:  # refreshes only when the pair is ~20 h old
         sched.add_job(jobs.refresh_zalo_oa_token, IntervalTrigger(minutes=30), args=[rt],

@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -91,6 +92,8 @@ class Person(Base):
     # Daily reminder at this local hour (7-20), None = off. Opt-in only.
     reminder_hour: Mapped[int | None] = mapped_column(Integer)
     last_reminded_at: Mapped[datetime | None]
+    # "Không nhận tin chiến dịch": no campaign broadcasts until /settings turns them back on.
+    campaigns_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="person", cascade="all, delete-orphan", lazy="selectin"
@@ -391,3 +394,318 @@ class DownloadToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class Campaign(Base):
+    """A broadcast of one unit (or a commune / province administrator) to an audience.
+
+    `audience` is the spec the wizard built ({"unit": code} or {"locality": code}, plus the
+    filters "module", "idle_days", "language"); it is resolved in SQL when the campaign is
+    sent, never stored as a list. A weekly campaign is a template: each week it spawns a run
+    (a child campaign with `parent_id`) that has its own deliveries.
+    """
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_status_next_run_at", "status", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    # Who the campaign is credited to: a unit, else the commune / province of the officer.
+    unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("org_units.id", ondelete="RESTRICT"), index=True
+    )
+    locality_code: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(96))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    text: Mapped[str] = mapped_column(Text)
+    # Optional button: "les" (a lesson) or "mod" (a module) and its id.
+    button_kind: Mapped[str | None] = mapped_column(String(8))
+    button_target: Mapped[str | None] = mapped_column(String(32))
+    # now | at | weekly; weekly_days "0,3" (Monday = 0), weekly_time "08:30" (Vietnam time)
+    schedule: Mapped[str] = mapped_column(String(8), default="now")
+    send_at: Mapped[datetime | None]
+    weekly_days: Mapped[str | None] = mapped_column(String(16))
+    weekly_time: Mapped[str | None] = mapped_column(String(5))
+    next_run_at: Mapped[datetime | None]
+    # draft | scheduled | sending | done | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    audience_size: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(96))
+    # Final counts, written when the campaign is done or cancelled (live ones are counted).
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    blocked: Mapped[int] = mapped_column(Integer, default=0)
+
+    unit: Mapped[OrgUnit | None] = relationship(lazy="selectin")
+
+
+class Delivery(Base):
+    """The outbox: one row per (campaign, identity). pending -> sent | failed | skipped
+    (reason) | blocked. Dispatchers claim pending rows with a lease (`claimed_by`,
+    `claimed_until`), so a killed process's rows are taken up again when the lease ends."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "identity_id"),
+        # The dispatcher's claim: pending rows of one channel in id order (partial index).
+        Index("ix_deliveries_pending", "channel", "id",
+              sqlite_where=sql_text("status = 'pending'"),
+              postgresql_where=sql_text("status = 'pending'")),
+        Index("ix_deliveries_campaign_id_status", "campaign_id", "status"),
+        Index("ix_deliveries_identity_id_sent_at", "identity_id", "sent_at"),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # NULL once the person was erased (the row keeps counting, linked to no one).
+    identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("identities.id", ondelete="SET NULL")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(40))
+    claimed_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    # When the platform confirmed it reached the chat: its answer to the send with a message
+    # id (the bot listens to no later receipts, e.g. Zalo OA's user_received_message).
+    delivered_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    # Set when the person then started a lesson within 7 days (credited here, last touch).
+    engaged_at: Mapped[datetime | None]
+
+
+class Activity(Base):
+    """An offline class or visit of a unit. Citizens check in through `/start act_<code>`;
+    officers add a head count for people without phones."""
+
+    __tablename__ = "activities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="RESTRICT"),
+                                         index=True)  # fmt: skip
+    title: Mapped[str] = mapped_column(String(200))
+    held_on: Mapped[datetime]  # the day (00:00 Vietnam time), as UTC
+    place: Mapped[str] = mapped_column(String(200))
+    planned: Mapped[int | None] = mapped_column(Integer)
+    lesson_id: Mapped[str | None] = mapped_column(String(32))
+    head_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(96))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped[OrgUnit] = relationship(lazy="selectin")
+
+
+class Attendance(Base):
+    """One check-in of a person at an activity (once per person)."""
+
+    __tablename__ = "attendances"
+    __table_args__ = (UniqueConstraint("activity_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"),
+                                           index=True)  # fmt: skip
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+class RollupState(Base):
+    """Where the report rollups stand (one row, id 1): the last participation event folded
+    in, and the unit tree (code -> its ancestors) they were built with, so a re-parented
+    unit triggers a rebuild. See bot/services/rollup.py."""
+
+    __tablename__ = "rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    tree: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    refreshed_at: Mapped[datetime | None]
+
+
+class RollupDirty(Base):
+    """Person keys whose past events changed (identity merges re-point `person_key`);
+    written by database triggers, folded in and emptied by the next rollup refresh."""
+
+    __tablename__ = "rollup_dirty"
+
+    person_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class RollupUnitGroup(Base):
+    """Unit code -> the groups its events count for ("u:" + itself and every unit above it),
+    rewritten by the rollup refresh whenever the unit tree changes; the raw-event queries of
+    the reports join it (an indexed table the query planners know, unlike a path LIKE join)."""
+
+    __tablename__ = "rollup_unit_groups"
+
+    code: Mapped[str] = mapped_column(String(48), primary_key=True)
+    grp: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class RollupPlaceGroup(Base):
+    """Commune or province code -> its groups ("c:" itself, "p:" its province)."""
+
+    __tablename__ = "rollup_place_groups"
+
+    code: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grp: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class RollupPerson(Base):
+    """What one person contributes to the rollup counters, so that recomputing them (new
+    events, a merge) can take the old contribution back out exactly."""
+
+    __tablename__ = "rollup_persons"
+
+    person_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    contrib: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RollupPeople(Base):
+    """How many people of a group have each combination of year masks (bit y-2020): active,
+    reached, engaged, registered / member / trained at the end of year y; and the year they
+    registered. Counts of distinct people per group for any run of whole years are sums over
+    this table."""
+
+    __tablename__ = "rollup_people"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # clustered by group in SQLite
+
+    grp: Mapped[str] = mapped_column(String(64), primary_key=True)
+    act: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rch: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    eng: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reg: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    mem: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    trn: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ry: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RollupDims(Base):
+    """The same people by the gender and age band they gave most recently ("" = not given),
+    for the breakdowns of one group at a time."""
+
+    __tablename__ = "rollup_dims"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # clustered by group in SQLite
+
+    grp: Mapped[str] = mapped_column(String(64), primary_key=True)
+    act: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reg: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    mem: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    trn: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gender: Mapped[str] = mapped_column(String(16), primary_key=True)
+    age_band: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RollupPairs(Base):
+    """How many (person, lesson) pairs of a group have each combination of year masks:
+    lesson completed, quiz finished, quiz passed."""
+
+    __tablename__ = "rollup_pairs"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # clustered by group in SQLite
+
+    grp: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cmp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    fin: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    pas: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RollupCommunes(Base):
+    """Active people of a group per commune they learned in, by year mask (communes
+    covered)."""
+
+    __tablename__ = "rollup_communes"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # clustered by group in SQLite
+
+    grp: Mapped[str] = mapped_column(String(64), primary_key=True)
+    commune_code: Mapped[int] = mapped_column(Integer, primary_key=True)
+    act: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RollupMonths(Base):
+    """Per group and month (yyyymm, local time): new registrations, distinct active
+    learners, lessons completed, certificates, people reached (trends)."""
+
+    __tablename__ = "rollup_months"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # clustered by group in SQLite
+
+    grp: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    measure: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RollupCampaigns(Base):
+    """The years (mask) in which each campaign had a delivery, per group it is credited to."""
+
+    __tablename__ = "rollup_campaigns"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # clustered by group in SQLite
+
+    grp: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    years: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class FrozenReport(Base):
+    """A report submitted for a review (2027 mid-term, 2030 final), stored with its figures
+    and the criteria set used, so it reads the same after later corrections or mergers."""
+
+    __tablename__ = "frozen_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    criteria_version: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    checksum: Mapped[str] = mapped_column(String(64))
+    frozen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    frozen_by: Mapped[str] = mapped_column(String(96))
+
+
+class DashboardLink(Base):
+    """A one-time dashboard login link sent in the chat (/dashboard). Only a hash of the token
+    is stored; it is consumed by a POST, so a link preview cannot burn it."""
+
+    __tablename__ = "dashboard_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard browser: a hash of the cookie's token, the officer account and
+    the CSRF token of its forms. The officer's roles are checked again on every request."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]

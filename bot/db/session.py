@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.db import sqlite_inline
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
@@ -31,6 +33,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if not parsed.query:
+                # Statements on the loop's own thread, and one write transaction at a time,
+                # queued in the event loop instead of sleeping in SQLite's busy handler (which
+                # ends in "database is locked" under load): see bot.db.sqlite_inline.
+                kwargs.setdefault("async_creator", sqlite_inline.creator(parsed.database))
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -18,6 +18,7 @@ reach, so nothing outside the scope is read.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    or_,
     select,
     true,
     union_all,
@@ -465,8 +467,455 @@ def default_subjects(grant: policy.Grant, localities: LocalityIndex) -> list[Sub
     return [subject_of(grant.unit, localities)]
 
 
+# ---------------------------------------------------------------------------- indicators
+#
+# The criteria reports and the dashboard measure groups: a unit and its subtree ("u:CODE"),
+# a commune ("c:14215") or a province ("p:37"). Definitions (DESIGN.md), for a period P:
+#
+# - active_learners, people_reached, people_engaged: distinct people with an event of the
+#   kind in P (active: lesson_started / quiz_answered / lesson_completed; reached:
+#   campaign_delivered; engaged: campaign_engaged).
+# - registered, members, members_trained, learners_registered: the state at P's end (each
+#   person's latest event before it, as in /stats): registered; members (a unit's
+#   registered people; a locality's registered people with any membership); members with a
+#   certificate_issued event before P's end (a certificate is issued the moment every lesson
+#   quiz of a module is first passed, so it marks a completed module and survives erasure);
+#   registered people whose first consent lies in P.
+# - lessons_completed, quizzes_passed, quizzes_finished: distinct (person, lesson) pairs in P;
+#   quiz_pass_rate = passed / finished (a pair passed if its best attempt in P passed).
+# - certificates: certificate_issued events in P.
+# - campaigns_run: distinct campaigns (a weekly campaign's runs count as one) with a delivery
+#   in P. Campaign events count for the campaign's unit (detail "unit") and its locality, not
+#   for the person's snapshot.
+# - activities_held, attendance: activities of the group held in P; their check-ins
+#   (distinct people with an activity_attended event naming the activity) plus head counts.
+# - share_trained: members_trained / (the official member count for P's last year where
+#   officers entered one, else members).
+# - communes_covered: the share of the communes of the group's area (a unit: its locality)
+#   where at least `min_active` people of the group were active in P.
+#
+# Learning events count for the units they carry (and every unit above) and for their
+# commune and its province. Whole-year periods from 2020 to 2082 are answered from the
+# incrementally refreshed rollups (bot/services/rollup.py, the same definitions folded per
+# person); any other period straight from the events. Tests check both agree.
+
+COVERED_MIN_ACTIVE = 5
+CAMPAIGN_KINDS = ("campaign_delivered", "campaign_engaged")
+LEARN_KINDS = (*ACTIVE_KINDS, "quiz_finished", "certificate_issued")
+STATE_KINDS = ("registered", "certificate_issued")
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    id: str
+    label: str  # msgid
+    percent: bool = False
+
+
+INDICATORS: dict[str, Indicator] = {i.id: i for i in (
+    Indicator("campaigns_run", N_("Campaigns run")),
+    Indicator("people_reached", N_("People reached by campaigns")),
+    Indicator("people_engaged", N_("People who then started learning")),
+    Indicator("activities_held", N_("In-person activities held")),
+    Indicator("attendance", N_("Attendance at in-person activities")),
+    Indicator("registered", N_("People registered")),
+    Indicator("learners_registered", N_("Learners registered in the period")),
+    Indicator("members", N_("Members registered")),
+    Indicator("members_trained", N_("Members who completed at least one module")),
+    Indicator("share_trained", N_("Share of members trained"), percent=True),
+    Indicator("active_learners", N_("Active learners")),
+    Indicator("lessons_completed", N_("Lessons completed")),
+    Indicator("quizzes_passed", N_("Quizzes passed")),
+    Indicator("quiz_pass_rate", N_("Quiz pass rate"), percent=True),
+    Indicator("certificates", N_("Certificates issued")),
+    Indicator("communes_covered", N_("Share of communes with active learners"), percent=True),
+)}  # fmt: skip
+DIMENSIONS = ("gender", "age_band")
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """What a row of a report or dashboard measures: "u:CODE" (a unit and its subtree),
+    "c:14215" (a commune) or "p:37" (a province); `area` is the communes whose coverage
+    counts (a unit's: those of its locality)."""
+
+    key: str
+    unit: UnitRef | None
+    locality_code: int
+    area: frozenset[int]
+
+    @property
+    def is_unit(self) -> bool:
+        return self.unit is not None
+
+
+def area_of(localities: LocalityIndex, code: int) -> frozenset[int]:
+    return policy.locality_reach(localities, code).communes
+
+
+def unit_group(unit: UnitRef, localities: LocalityIndex) -> Group:
+    area = area_of(localities, unit.locality_code)
+    return Group(f"u:{unit.code}", unit, unit.locality_code, area)
+
+
+def locality_group(localities: LocalityIndex, code: int) -> Group:
+    prefix = "p" if code in localities.province_codes else "c"
+    return Group(f"{prefix}:{code}", None, code, area_of(localities, code))
+
+
+def group_of(subject: Subject, localities: LocalityIndex) -> Group:
+    """The group of a /stats subject (an MTTQ unit's subject is already its locality)."""
+    if subject.unit is not None:
+        return unit_group(subject.unit, localities)
+    assert subject.locality_code is not None
+    return locality_group(localities, subject.locality_code)
+
+
+@dataclass(slots=True)
+class Values:
+    """Indicator values of one group (None: undefined, e.g. a rate over nothing), and what
+    the rates were computed from."""
+
+    values: dict[str, float | int | None]
+    members_base: int = 0  # the denominator of share_trained
+    official: bool = False  # members_base is an official count
+    target_trained: int | None = None  # the unit's own target for members trained
+
+
+def year_range(period: Period) -> tuple[int, int] | None:
+    """(first, last) year if the period is whole calendar years the rollups cover."""
+    from bot.services import rollup
+
+    first, last = period.first_day, period.last_day
+    whole = (first.month, first.day, last.month, last.day) == (1, 1, 12, 31)
+    if whole and rollup.FIRST_YEAR <= first.year <= last.year <= rollup.LAST_YEAR:
+        return first.year, last.year
+    return None
+
+
+def _unit_map(groups: Sequence[Group]) -> Any:
+    """(code, grp): every unit code in the subtree of each unit group (rollup_unit_groups,
+    kept up to date by the rollup refresh: call `rollup.refresh` first)."""
+    from bot.db.models import RollupUnitGroup as T
+
+    keys = sorted({g.key for g in groups if g.unit is not None})
+    return select(T.code, T.grp).where(T.grp.in_(keys)).subquery("unit_map")
+
+
+def _locality_map(groups: Sequence[Group]) -> Any:
+    """(code, grp): each commune -> its commune and province groups; a province code -> its
+    province group (campaigns of a province-level unit or administrator)."""
+    from bot.db.models import RollupPlaceGroup as T
+
+    keys = sorted({g.key for g in groups if g.unit is None})
+    return select(T.code, T.grp).where(T.grp.in_(keys)).subquery("loc_map")
+
+
+def _attributed(rel: Any, unit_col: Any, loc_col: Any, cols: list[Any], umap: Any,
+                lmap: Any, dialect: str, *, unit_flag: bool = False) -> Any:  # fmt: skip
+    """Rows of `rel`, once per group they count for: through the units they carry (every
+    code, mapped up the tree) and through their locality."""
+    ex = policy.explode(unit_col, dialect)
+    flag = [literal(1).label("via_unit")] if unit_flag else []
+    by_unit = (
+        select(umap.c.grp, *cols, *flag).select_from(rel).join(ex, true())
+        .join(umap, umap.c.code == ex.c.value)
+    )  # fmt: skip
+    flag = [literal(0).label("via_unit")] if unit_flag else []
+    by_loc = select(lmap.c.grp, *cols, *flag).select_from(rel).join(lmap, lmap.c.code == loc_col)
+    return union_all(by_unit, by_loc).subquery("att")
+
+
+async def _raw_learning(session: AsyncSession, groups: Sequence[Group], period: Period,
+                        umap: Any, lmap: Any, dialect: str,
+                        min_active: int) -> dict[str, dict[str, int]]:  # fmt: skip
+    ev = (
+        select(E.c.id, E.c.person_key, E.c.kind, E.c.lesson_id, E.c.passed, E.c.commune_code,
+               E.c.unit_codes)
+        .where(E.c.at >= period.start, E.c.at < period.end, E.c.kind.in_(LEARN_KINDS))
+        .subquery("ev")
+    )  # fmt: skip
+    cols = [ev.c.id, ev.c.person_key, ev.c.kind, ev.c.lesson_id, ev.c.passed, ev.c.commune_code]
+    att = _attributed(ev, ev.c.unit_codes, ev.c.commune_code, cols, umap, lmap, dialect)
+    pair = att.c.person_key + literal(":", String) + func.coalesce(att.c.lesson_id, "")
+    finished = att.c.kind == "quiz_finished"
+    query = select(
+        att.c.grp,
+        func.count(distinct(case((att.c.kind.in_(ACTIVE_KINDS), att.c.person_key)))),
+        func.count(distinct(case((att.c.kind == "lesson_completed", pair)))),
+        func.count(distinct(case((and_(finished, att.c.passed.is_(True)), pair)))),
+        func.count(distinct(case((finished, pair)))),
+        func.count(distinct(case((att.c.kind == "certificate_issued", att.c.id)))),
+    ).group_by(att.c.grp)
+    out: dict[str, dict[str, int]] = {}
+    for grp, active, lessons, passed, fin, certs in await session.execute(query):
+        out[grp] = {"active_learners": active, "lessons_completed": lessons,
+                    "quizzes_passed": passed, "quizzes_finished": fin, "certificates": certs}
+    covered = (
+        select(att.c.grp, att.c.commune_code)
+        .where(att.c.kind.in_(ACTIVE_KINDS), att.c.commune_code.isnot(None))
+        .group_by(att.c.grp, att.c.commune_code)
+        .having(func.count(distinct(att.c.person_key)) >= min_active)
+    )  # fmt: skip
+    for grp, commune in await session.execute(covered):
+        out.setdefault(grp, {}).setdefault("_covered", set()).add(int(commune))  # type: ignore[union-attr]
+    return out
+
+
+def _state_att(period: Period, umap: Any, lmap: Any, dialect: str) -> Any:
+    """Registered people at the period's end (their latest event before it, as in /stats),
+    once per group: person_key, member (1/0), cert (1/0), first_reg."""
+    rn = func.row_number().over(partition_by=E.c.person_key,
+                                order_by=(E.c.at.desc(), E.c.id.desc()))  # fmt: skip
+    ranked = (
+        select(E.c.person_key, E.c.kind, E.c.commune_code, E.c.unit_codes, E.c.memberships,
+               rn.label("rn"))
+        .where(E.c.at < period.end)
+        .subquery("ranked")
+    )  # fmt: skip
+    stats = (
+        select(E.c.person_key,
+               func.min(case((E.c.kind == "registered", E.c.at))).label("first_reg"),
+               func.max(case((E.c.kind == "certificate_issued", 1), else_=0)).label("cert"))
+        .where(E.c.at < period.end, E.c.kind.in_(STATE_KINDS))
+        .group_by(E.c.person_key)
+        .subquery("pstats")
+    )  # fmt: skip
+    state = (
+        select(ranked.c.person_key, ranked.c.commune_code, ranked.c.unit_codes,
+               ranked.c.memberships, stats.c.first_reg, stats.c.cert)
+        .join(stats, stats.c.person_key == ranked.c.person_key)
+        .where(ranked.c.rn == 1, ranked.c.kind.not_in(ENDS_REGISTRATION),
+               stats.c.first_reg.isnot(None))
+        .subquery("state")
+    )  # fmt: skip
+    cols = [state.c.person_key, state.c.memberships, state.c.first_reg, state.c.cert]
+    att = _attributed(state, state.c.unit_codes, state.c.commune_code, cols, umap, lmap,
+                      dialect, unit_flag=True)  # fmt: skip
+    member = or_(att.c.via_unit == 1, func.coalesce(att.c.memberships, "") != "")
+    return select(att.c.grp, att.c.person_key, att.c.first_reg, att.c.cert,
+                  case((member, 1), else_=0).label("member")).subquery("st")
+
+
+async def _raw_state(session: AsyncSession, period: Period, umap: Any, lmap: Any,
+                     dialect: str) -> dict[str, dict[str, int]]:  # fmt: skip
+    """registered / members / members_trained / learners_registered at the period's end."""
+    st = _state_att(period, umap, lmap, dialect)
+    query = select(
+        st.c.grp,
+        func.count(distinct(st.c.person_key)),
+        func.count(distinct(case((st.c.member == 1, st.c.person_key)))),
+        func.count(distinct(case((and_(st.c.member == 1, st.c.cert == 1), st.c.person_key)))),
+        func.count(distinct(case((st.c.first_reg >= period.start, st.c.person_key)))),
+    ).group_by(st.c.grp)
+    return {
+        grp: {"registered": reg, "members": mem, "members_trained": trn,
+              "learners_registered": new}
+        for grp, reg, mem, trn, new in await session.execute(query)
+    }  # fmt: skip
+
+
+async def _raw_campaigns(session: AsyncSession, period: Period, umap: Any, lmap: Any,
+                         dialect: str) -> dict[str, dict[str, int]]:  # fmt: skip
+    unit = E.c.detail["unit"].as_string()
+    ev = (
+        select(E.c.person_key, E.c.kind, E.c.detail["campaign"].as_integer().label("campaign"),
+               unit.label("unit"),
+               func.coalesce(OrgUnit.locality_code,
+                             E.c.detail["locality"].as_integer()).label("loc"))
+        .select_from(E.outerjoin(OrgUnit.__table__, OrgUnit.code == unit))
+        .where(E.c.at >= period.start, E.c.at < period.end, E.c.kind.in_(CAMPAIGN_KINDS))
+        .subquery("cev")
+    )  # fmt: skip
+    cols = [ev.c.person_key, ev.c.kind, ev.c.campaign]
+    att = _attributed(ev, ev.c.unit, ev.c.loc, cols, umap, lmap, dialect)
+    delivered = att.c.kind == "campaign_delivered"
+    query = select(
+        att.c.grp,
+        func.count(distinct(case((delivered, att.c.campaign)))),
+        func.count(distinct(case((delivered, att.c.person_key)))),
+        func.count(distinct(case((att.c.kind == "campaign_engaged", att.c.person_key)))),
+    ).group_by(att.c.grp)
+    return {
+        grp: {"campaigns_run": run, "people_reached": reached, "people_engaged": engaged}
+        for grp, run, reached, engaged in await session.execute(query)
+    }
+
+
+async def activity_figures(session: AsyncSession, groups: Sequence[Group],
+                           period: Period) -> dict[str, dict[str, int]]:  # fmt: skip
+    """activities_held and attendance (check-ins from activity_attended events, which survive
+    erasure, plus entered head counts). Activities are few (hundreds): they are read with
+    their unit, and credited to the groups of rollup_unit_groups / rollup_place_groups."""
+    from bot.db.models import Activity, RollupPlaceGroup, RollupUnitGroup
+
+    acts = list(await session.execute(
+        select(Activity.id, Activity.head_count, OrgUnit.code, OrgUnit.locality_code)
+        .join(OrgUnit, OrgUnit.id == Activity.unit_id)
+        .where(Activity.held_on >= period.start, Activity.held_on < period.end)
+    ))  # fmt: skip
+    if not acts:
+        return {}
+    keys = sorted({g.key for g in groups})
+    activity = func.coalesce(E.c.detail["activity"].as_integer(),
+                             E.c.detail["activity_id"].as_integer())  # fmt: skip
+    checkins = dict(list(await session.execute(
+        select(activity, func.count(distinct(E.c.person_key)))
+        .where(E.c.kind == "activity_attended").group_by(activity)
+    )))  # fmt: skip
+    wanted = set(keys)
+    codes = sorted({unit for _a, _h, unit, _l in acts})
+    places = sorted({loc for _a, _h, _u, loc in acts})
+    of_unit: dict[str, list[str]] = {}
+    for code, grp in await session.execute(select(RollupUnitGroup.code, RollupUnitGroup.grp)
+                                           .where(RollupUnitGroup.code.in_(codes))):  # fmt: skip
+        if grp in wanted:
+            of_unit.setdefault(code, []).append(grp)
+    of_place: dict[int, list[str]] = {}
+    for code, grp in await session.execute(select(RollupPlaceGroup.code, RollupPlaceGroup.grp)
+                                           .where(RollupPlaceGroup.code.in_(places))):  # fmt: skip
+        if grp in wanted:
+            of_place.setdefault(code, []).append(grp)
+    out: dict[str, dict[str, int]] = {}
+    for activity_id, head_count, unit, loc in acts:
+        total = (head_count or 0) + int(checkins.get(activity_id, 0))
+        for grp in {*of_unit.get(unit, ()), *of_place.get(loc, ())}:
+            figures = out.setdefault(grp, {"activities_held": 0, "attendance": 0})
+            figures["activities_held"] += 1
+            figures["attendance"] += total
+    return out
+
+
+Officials = dict[str, tuple[int | None, int | None]]
+
+
+async def _officials(session: AsyncSession, groups: Sequence[Group],
+                     year: int) -> Officials:  # fmt: skip
+    """Per unit group: (official member count, target for members trained) entered for
+    `year`."""
+    ids = {g.unit.id: g.key for g in groups if g.unit is not None}
+    if not ids:
+        return {}
+    query = select(UnitYear.unit_id, UnitYear.member_count, UnitYear.target).where(
+        UnitYear.unit_id.in_(list(ids)), UnitYear.year == year
+    )
+    return {ids[u]: (m, t) for u, m, t in await session.execute(query)}
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def finish_values(groups: Sequence[Group], raw: dict[str, dict[str, Any]],
+                  officials: Officials) -> dict[str, Values]:  # fmt: skip
+    """Counts per group -> every indicator, with the rates."""
+    out: dict[str, Values] = {}
+    for g in groups:
+        r = raw.get(g.key, {})
+        count = {k: int(r.get(k, 0) or 0) for k in (
+            "campaigns_run", "people_reached", "people_engaged", "activities_held",
+            "attendance", "registered", "learners_registered", "members", "members_trained",
+            "active_learners", "lessons_completed", "quizzes_passed", "quizzes_finished",
+            "certificates")}  # fmt: skip
+        official, target = officials.get(g.key, (None, None))
+        base = official if official else count["members"]
+        covered = len(set(r.get("_covered", ())) & g.area)
+        vals: dict[str, float | int | None] = {k: v for k, v in count.items()
+                                               if k in INDICATORS}  # fmt: skip
+        vals["share_trained"] = _ratio(count["members_trained"], base)
+        vals["quiz_pass_rate"] = _ratio(count["quizzes_passed"], count["quizzes_finished"])
+        vals["communes_covered"] = _ratio(covered, len(g.area))
+        out[g.key] = Values(vals, base, bool(official), target)
+    return out
+
+
+async def indicator_values(session: AsyncSession, groups: Sequence[Group], period: Period, *,
+                           min_active: int = COVERED_MIN_ACTIVE,
+                           source: str = "auto") -> dict[str, Values]:  # fmt: skip
+    """Every indicator for each group over `period`.
+
+    `source`: "auto" reads the rollups for whole years (call `rollup.refresh` first, in its
+    own transaction) and the events otherwise; "events" or "rollup" force one (tests).
+    Callers pick groups inside the asker's scope (policy); a group's figures are its own.
+    """
+    from bot.services import rollup
+
+    if not groups:
+        return {}
+    years = year_range(period)
+    use_rollup = source == "rollup" or (source == "auto" and years is not None)
+    if use_rollup:
+        if years is None:
+            raise ValueError(f"the rollups cover whole years only, not {period.label}")
+        raw = await rollup.read(session, groups, years, min_active=min_active)
+    else:
+        dialect = session.bind.dialect.name
+        umap, lmap = _unit_map(groups), _locality_map(groups)
+        raw = await _raw_learning(session, groups, period, umap, lmap, dialect, min_active)
+        for part in (await _raw_state(session, period, umap, lmap, dialect),
+                     await _raw_campaigns(session, period, umap, lmap, dialect)):  # fmt: skip
+            for grp, figures in part.items():
+                raw.setdefault(grp, {}).update(figures)
+    for grp, figures in (await activity_figures(session, groups, period)).items():
+        raw.setdefault(grp, {}).update(figures)
+    officials = await _officials(session, groups, period.year)
+    return finish_values(groups, raw, officials)
+
+
+async def breakdown(session: AsyncSession, group: Group, period: Period, dimension: str, *,
+                    source: str = "auto") -> dict[str, dict[str, int]]:  # fmt: skip
+    """People of one group by gender or age band (as they gave it most recently; "" = not
+    given): registered at the period's end, active learners and members trained."""
+    from bot.services import rollup
+
+    if dimension not in DIMENSIONS:
+        raise ValueError(dimension)
+    years = year_range(period)
+    if source == "rollup" or (source == "auto" and years is not None):
+        if years is None:
+            raise ValueError(f"the rollups cover whole years only, not {period.label}")
+        return await rollup.read_breakdown(session, group, years, dimension)
+    dialect = session.bind.dialect.name
+    rn = func.row_number().over(partition_by=E.c.person_key,
+                                order_by=(E.c.at.desc(), E.c.id.desc()))  # fmt: skip
+    latest = select(E.c.person_key, E.c.gender, E.c.age_band, rn.label("rn")).subquery("lt")
+    dim = (
+        select(latest.c.person_key, func.coalesce(latest.c[dimension], "").label("dim"))
+        .where(latest.c.rn == 1).subquery("dim")
+    )  # fmt: skip
+    umap, lmap = _unit_map([group]), _locality_map([group])
+    out: dict[str, dict[str, int]] = {}
+    ev = (
+        select(E.c.person_key, E.c.commune_code, E.c.unit_codes)
+        .where(E.c.at >= period.start, E.c.at < period.end, E.c.kind.in_(ACTIVE_KINDS))
+        .subquery("ev")
+    )  # fmt: skip
+    att = _attributed(ev, ev.c.unit_codes, ev.c.commune_code, [ev.c.person_key], umap, lmap,
+                      dialect)  # fmt: skip
+    query = (
+        select(dim.c.dim, func.count(distinct(att.c.person_key)))
+        .join(dim, dim.c.person_key == att.c.person_key)
+        .where(att.c.grp == group.key).group_by(dim.c.dim)
+    )  # fmt: skip
+    for value, n in await session.execute(query):
+        out.setdefault(value, {})["active_learners"] = int(n)
+    state = _state_att(period, umap, lmap, dialect)
+    query = (
+        select(dim.c.dim, func.count(distinct(state.c.person_key)),
+               func.count(distinct(case((and_(state.c.member == 1, state.c.cert == 1),
+                                         state.c.person_key)))))
+        .join(dim, dim.c.person_key == state.c.person_key)
+        .where(state.c.grp == group.key).group_by(dim.c.dim)
+    )  # fmt: skip
+    for value, reg, trained in await session.execute(query):
+        out.setdefault(value, {}).update(registered=int(reg), members_trained=int(trained))
+    return out
+
+
 __all__ = [
-    "PERIOD_HELP", "Figures", "Period", "PeriodError", "Report", "Row", "compute",
-    "days_period", "default_subjects", "is_period", "last_days", "official_members",
-    "parse_period", "subject_of", "subject_of_locality", "subject_of_unit", "year_period",
+    "INDICATORS", "PERIOD_HELP", "Figures", "Group", "Indicator", "Period", "PeriodError",
+    "Report", "Row", "Values", "breakdown", "compute", "days_period", "default_subjects",
+    "group_of", "indicator_values", "is_period", "last_days", "locality_group",
+    "official_members", "parse_period", "subject_of", "subject_of_locality", "subject_of_unit",
+    "unit_group", "year_period", "year_range",
 ]  # fmt: skip

@@ -42,7 +42,7 @@ async def metrics(_request: web.Request) -> web.Response:
 
 def make_web_app(rt: Runtime, routes: list[web.RouteDef], *,
                  health: Callable[[], dict[str, object]] | None = None) -> web.Application:
-    from bot.web import media, public
+    from bot.web import dashboard, media, public
 
     app = web.Application(client_max_size=1 << 20)
     app[RUNTIME] = rt
@@ -50,6 +50,6 @@ def make_web_app(rt: Runtime, routes: list[web.RouteDef], *,
         app[HEALTH] = health
     app.add_routes([
         web.get("/healthz", healthz), web.get("/metrics", metrics),
-        web.get(media.ROUTE, media.serve), *public.routes(), *routes,
+        web.get(media.ROUTE, media.serve), *public.routes(), *dashboard.routes(), *routes,
     ])  # fmt: skip
     return app

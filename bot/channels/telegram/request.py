@@ -21,7 +21,9 @@ Exceeding any of them raises `telegram.error.TimedOut`; any other transport fail
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+import json
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlencode
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
@@ -31,7 +33,36 @@ if TYPE_CHECKING:
     from telegram._utils.types import ODVInput
 
 FORM: Final = {"Content-Type": "application/x-www-form-urlencoded"}
+JSON: Final = {"Content-Type": "application/json"}
 DEFAULT_POOL_SIZE: Final = 100
+
+
+class JsonParameters(RequestData):
+    """Bot API parameters as plain JSON values (objects nested, as the Bot API documents them),
+    for callers that build them directly instead of from PTB's TelegramObjects. Posted with
+    `bot.request.post(url, JsonParameters(...))` they get PTB's error handling all the same;
+    `AiohttpRequest` sends them as one `application/json` body."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__()
+        self.values = values
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    @property
+    def json_parameters(self) -> dict[str, str]:
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in self.values.items()}
+
+    def url_encoded_parameters(self, encode_kwargs: dict[str, Any] | None = None) -> str:
+        return urlencode(self.json_parameters, **(encode_kwargs or {}))
+
+    @property
+    def json_payload(self) -> bytes:
+        return json.dumps(self.values, ensure_ascii=False).encode()
 
 
 class SharedSession:
@@ -71,6 +102,7 @@ class SharedSession:
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=aiohttp.ClientTimeout(total=None),
                 headers={"User-Agent": BaseRequest.USER_AGENT}, trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # the Bot API sets none
             )  # fmt: skip
         self._users += 1
 
@@ -175,6 +207,8 @@ class AiohttpRequest(BaseRequest):
                     data.add_field(name, value)
                 for name, (filename, content, mimetype) in request_data.multipart_data.items():
                     data.add_field(name, content, filename=filename, content_type=mimetype)
+            elif isinstance(request_data, JsonParameters):
+                data, headers = request_data.json_payload, JSON
             else:
                 data = request_data.url_encoded_parameters().encode()
                 headers = FORM

@@ -1,0 +1,114 @@
+"""Group commit: units of work that queue up together run in one transaction.
+
+A message's unit of work pays a fixed price besides its own statements: a session, a connection
+from the pool, BEGIN, a flush and a COMMIT. Under load, messages of different people wait for
+the database at the same moment; running them one after another in one transaction pays that
+price once per batch. Results are handed out only after the commit, so a reply is never sent
+for a change that was not stored.
+
+A batch behaves as if its units ran one by one, in queue order, each seeing the ones before
+it. If anything in a batch fails (a unit raises, the flush or the commit fails), the batch is
+rolled back and every unit runs again alone, in its own transaction, so only the failing one
+fails. Callers must not submit two units that may not run in the same transaction, such as two
+messages of the same person (the engine's per-person lock sees to that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+class GroupCommit[T, P, R]:
+    """Runs `work(session, item, prepared)` for submitted items, batching those that queue up
+    together.
+
+    Args:
+        sessionmaker: where sessions come from.
+        prepare: `prepare(session, items)` runs first in each transaction and returns one value
+            per item, so what every unit needs can be read or written in one statement for the
+            whole batch instead of one per unit.
+        work: the unit of work; it must not commit or roll back the session.
+        max_batch: units per transaction at most. A batch runs without yielding to the event
+            loop when the database does not (SQLite, bot.db.sqlite_inline), so this also bounds
+            how long other tasks wait for the loop.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession],
+                 prepare: Callable[[AsyncSession, list[T]], Awaitable[list[P]]],
+                 work: Callable[[AsyncSession, T, P], Awaitable[R]], *,
+                 max_batch: int = 16) -> None:  # fmt: skip
+        self.sessionmaker = sessionmaker
+        self.prepare = prepare
+        self.work = work
+        self.max_batch = max_batch
+        self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.units = 0
+
+    async def run(self, item: T) -> R:
+        """Queue `item` and return its unit's result once its transaction committed."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                # Let others run first: I/O, and more units joining this batch.
+                await asyncio.sleep(0)
+                batch: list[tuple[T, asyncio.Future[R]]] = []
+                while self._queue and len(batch) < self.max_batch:
+                    item, future = self._queue.popleft()
+                    if not future.done():  # not given up on (cancelled) by its caller
+                        batch.append((item, future))
+                if len(batch) == 1:
+                    await self._alone(*batch[0])
+                elif batch:
+                    await self._together(batch)
+        finally:
+            self._drainer = None
+            while self._queue:  # only when cancelled (shutdown)
+                self._queue.popleft()[1].cancel()
+
+    async def _together(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                items = [item for item, _ in batch]
+                prepared = await self.prepare(session, items)
+                results = [await self.work(session, item, p)
+                           for item, p in zip(items, prepared, strict=True)]  # fmt: skip
+        except Exception:
+            log.info("a batch of %d units failed; running each alone", len(batch))
+            for item, future in batch:
+                await self._alone(item, future)
+            return
+        self.batches += 1
+        self.units += len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                (prepared,) = await self.prepare(session, [item])
+                result = await self.work(session, item, prepared)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        self.batches += 1
+        self.units += 1
+        if not future.done():
+            future.set_result(result)
+
