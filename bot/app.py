@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import sys
+from typing import Any
 
 from aiohttp import web
 
@@ -97,11 +98,15 @@ class Server:
     async def stop(self, grace: float = 8.0) -> None:
         """Graceful stop: take no new updates, let the ones in progress finish (up to
         `grace` seconds), stop the jobs, then close the web server and the database."""
-        if self.dispatch is not None:
-            await self.dispatch.stop()
-        for channel in reversed(self.channels):
+        async def stop_channel(channel: Any) -> None:
             with contextlib.suppress(Exception):
                 await channel.stop()
+
+        # Broadcasts and channels stop side by side, so the waits do not add up.
+        stopping = [stop_channel(ch) for ch in reversed(self.channels)]
+        if self.dispatch is not None:
+            stopping.append(self.dispatch.stop())
+        await asyncio.gather(*stopping)
         try:
             async with asyncio.timeout(grace):
                 await self.rt.engine.wait_idle()

@@ -81,7 +81,7 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         public_url: str | None = None,
         poll_interval: float = 0.0,
-        poll_timeout: int = 10,
+        poll_timeout: int = 4,  # short: a stop waits for the poll in flight
         proxy: str | None = None,
         concurrency: int = 256,
         limiter: SendLimiter | None = None,
