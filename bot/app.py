@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import observability
 from bot.db.session import make_engine, make_sessionmaker
 from bot.engine import Clock, Engine, utc_now
 from bot.localities import LocalityIndex
@@ -82,6 +83,7 @@ class Server:
         for channel in self.channels:
             await channel.start()
             self.rt.senders[channel.name] = channel.send
+        observability.SCRAPE_HOOKS[:] = [self._refresh_backlog]
         from scheduler.dispatch import make_dispatchers
 
         self.dispatch = make_dispatchers(self.rt, self.channels)
@@ -117,6 +119,20 @@ class Server:
         if self.runner is not None:
             await self.runner.cleanup()
         await self.rt.close()
+
+    async def _refresh_backlog(self) -> None:
+        """Campaign deliveries still pending, per channel, for /metrics."""
+        from sqlalchemy import func, select
+
+        from bot.db.models import Delivery
+
+        async with self.rt.sessionmaker() as session:
+            rows = await session.execute(
+                select(Delivery.channel, func.count()).where(Delivery.status == "pending")
+                .group_by(Delivery.channel))  # fmt: skip
+            backlog = dict(rows.all())
+        for channel in self.channels:
+            observability.OUTBOX_BACKLOG.labels(channel.name).set(backlog.get(channel.name, 0))
 
     def health(self) -> dict[str, object]:
         """What /healthz reports besides the database: channels and the scheduler."""

@@ -39,6 +39,7 @@ import aiohttp
 from sqlalchemy import bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import observability as obs
 from bot.channels.ratelimit import BROADCAST, SendLimiter
 from bot.channels.render import to_html, to_plain
 from bot.db.models import Campaign, Delivery, Identity, Person
@@ -493,6 +494,7 @@ class Dispatcher:
                 return Outcome(job, svc.SENT, None, result.message_id, now)
             if result.kind == "retry_after":
                 self.stats.rate_limited += 1
+                obs.RATE_LIMITED.labels(self.channel).inc()
                 limiter.pause(result.retry_after)
                 continue
             if result.kind == "blocked":
@@ -536,6 +538,7 @@ class Dispatcher:
         for o in outcomes:
             key = o.status if o.status != svc.PENDING else "retried"
             self.stats.by_status[key] = self.stats.by_status.get(key, 0) + 1
+            obs.SENDS.labels(self.channel, key).inc()
 
     async def _write(self, outcomes: list[Outcome]) -> None:
         t = Delivery.__table__

@@ -49,6 +49,8 @@ async def test_health_and_metrics(sqlite_url: str, tmp_path: Path) -> None:
                     assert r.status == 200
                 assert 'hocvuso_updates_total{channel="telegram",kind="text"}' in text
                 assert "hocvuso_update_seconds_bucket" in text
+                assert 'hocvuso_sends_total{channel="telegram",status="sent"}' in text
+                assert 'hocvuso_outbox_backlog{channel="telegram"} 0.0' in text
                 # The scheduler dies: the health check says so.
                 server.scheduler.shutdown(wait=False)
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as r:

@@ -31,6 +31,7 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application, ApplicationBuilder, TypeHandler
 
+from bot import observability as obs
 from bot.channels.ratelimit import ReplyRateLimiter, SendLimiter
 from bot.channels.render import split_text, to_html
 from bot.channels.sequencer import KeyedSequencer
@@ -276,6 +277,7 @@ class TelegramChannel:
                         if i == len(parts) - 1 and reply.buttons:
                             fields["reply_markup"] = keyboard_object(reply)
                         await self.call("sendMessage", fields)
+                    obs.SENDS.labels(CHANNEL, "sent").inc()
                     continue
                 markup = keyboard(reply)
                 if reply.document is not None:
@@ -307,7 +309,9 @@ class TelegramChannel:
                         )  # fmt: skip
             except Forbidden:
                 log.info("telegram: chat %s blocked the bot", chat_id)
+                obs.SENDS.labels(CHANNEL, "blocked").inc()
                 return
+            obs.SENDS.labels(CHANNEL, "sent").inc()
 
 
 def keyboard_object(reply: Reply) -> dict[str, Any]:
