@@ -6,7 +6,7 @@ AIORateLimiter has one queue for everything, so a broadcast makes replies wait b
 there are two lanes over one budget:
 
 - the budget is a sliding window: at most `capacity` sends in any `window + margin` seconds
-  (the margin absorbs the jitter between leaving here and arriving at Telegram);
+  (the 50 ms margin absorbs the jitter between leaving here and arriving at Telegram);
 - a reply takes a slot as soon as the window has one; a broadcast send only when no reply is
   waiting for a slot and the window keeps `reserve` slots free, so a reply that comes in
   during a broadcast finds a slot at once instead of queueing behind the broadcast;
@@ -37,7 +37,7 @@ _Waiter = tuple[Hashable, asyncio.Future[None]]
 class SendLimiter:
     """Two-lane sliding-window limiter (see the module docstring)."""
 
-    def __init__(self, rate: float, *, window: float = 1.0, margin: float = 0.01,
+    def __init__(self, rate: float, *, window: float = 1.0, margin: float = 0.05,
                  reserve: int = 1, chat_interval: float = 1.0, chat_burst: int | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         if rate <= 0:
