@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, inspect, select, tuple_
@@ -35,6 +35,7 @@ from handlers.types import IncomingMessage, Kind, Reply
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+ACTIVE_PRECISION = timedelta(minutes=1)
 
 
 def utc_now() -> datetime:
@@ -120,7 +121,8 @@ async def load_current_lessons(session: AsyncSession, identities: Iterable[Ident
     pairs = {
         (identity.person_id, identity.state_data["lesson"])
         for identity in identities
-        if identity.person_id is not None and identity.state == "lesson"
+        if identity.person_id is not None
+        and identity.state == "lesson"
         and isinstance((identity.state_data or {}).get("lesson"), str)
     }
     if pairs:
@@ -323,8 +325,11 @@ class Engine:
             if identity.unreachable_at is not None:
                 identity.unreachable_at = None
             identity.last_inbound_at = now
-            if identity.person is not None:
-                identity.person.last_active_at = now
+            person = identity.person
+            # To the minute is precise enough for "active" (days idle, years retained), and
+            # spares an UPDATE of the person on nearly every message.
+            if person is not None and not now - ACTIVE_PRECISION < person.last_active_at <= now:
+                person.last_active_at = now
         finally:
             current_language.reset(token)
         return replies

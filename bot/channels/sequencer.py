@@ -94,5 +94,5 @@ class KeyedSequencer:
 
     async def join(self) -> None:
         """Wait for every accepted job to finish."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while pending := [task for task in self._tasks if not task.done()]:
+            await asyncio.wait(pending)

@@ -579,6 +579,9 @@ async def _rebuild(session: AsyncSession, places: Places, top: int) -> RefreshRe
     await _upsert_counts(session, RollupCommunes, totals.communes, plain=True)
     await _upsert_counts(session, RollupMonths, totals.months, plain=True)
     await _upsert_campaigns(session, campaigns)
+    # Fresh statistics for the planners (PostgreSQL's autovacuum would come later).
+    for model in (*_KEYS, RollupCampaigns):
+        await session.execute(text(f"ANALYZE {model.__tablename__}"))
     return RefreshResult(people=len(keys), events=top, rebuilt=True)
 
 

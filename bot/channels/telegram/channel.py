@@ -1,12 +1,15 @@
 """The Telegram channel: python-telegram-bot for the Bot API, our engine for the conversation.
 
-Polling (default) uses PTB's Updater; webhook mode serves `/telegram/webhook` on our aiohttp
+Polling (default) long-polls getUpdates; webhook mode serves `/telegram/webhook` on our aiohttp
 server and answers 2xx only after the update was handled and committed, so Telegram redelivers
 anything a crash interrupted (and the engine drops what it already handled).
 
-Updates are handled concurrently, one person's strictly in order (bot.channels.sequencer): PTB
-dispatches them one at a time, in the order Telegram delivered them, to a callback that only
-queues them. Every Bot API call goes through aiohttp (bot.channels.telegram.request).
+Updates are handled concurrently, one person's strictly in order (bot.channels.sequencer): each
+update is queued in the order Telegram delivered it. Every Bot API call goes through aiohttp
+(bot.channels.telegram.request). The message path (updates in, text replies and button answers
+out) reads and writes the Bot API's JSON directly (`from_json`, `call`), because building
+python-telegram-bot's objects for it cost more CPU than everything else an update needs; PTB
+still does the rest (start-up, commands, webhooks, photos and documents).
 """
 
 from __future__ import annotations
@@ -21,21 +24,27 @@ from typing import Any
 from aiohttp import web
 from telegram import (
     BotCommand,
-    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, TelegramError
-from telegram.ext import Application, ApplicationBuilder, TypeHandler
+from telegram.error import (
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import Application, ApplicationBuilder
 
 from bot import observability as obs
 from bot.channels.ratelimit import ReplyRateLimiter, SendLimiter
 from bot.channels.render import split_text, to_html
 from bot.channels.sequencer import KeyedSequencer
-from bot.channels.telegram.convert import CHANNEL, to_incoming
+from bot.channels.telegram.convert import CHANNEL, from_json, to_incoming
 from bot.channels.telegram.request import AiohttpRequest, JsonParameters, SharedSession
 from bot.engine import Engine
 from bot.i18n import gettext_in
@@ -98,18 +107,18 @@ class TelegramChannel:
         # One person's updates in order, up to `concurrency` people's at the same time.
         self.sequencer = KeyedSequencer(concurrency=concurrency)
         http = SharedSession(connection_pool_size=concurrency + 1, proxy=proxy)
+        self._updates_request = AiohttpRequest(http)
         builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder().token(token).base_url(api_url).job_queue(None)
             .base_file_url(api_url.replace("/bot", "/file/bot"))
-            .request(AiohttpRequest(http)).get_updates_request(AiohttpRequest(http))
+            .request(AiohttpRequest(http)).get_updates_request(self._updates_request)
+            .updater(None)  # polling is ours (_poll)
         )  # fmt: skip
         if limiter is not None:
             builder = builder.rate_limiter(ReplyRateLimiter(limiter))
-        if webhook:
-            builder = builder.updater(None)
         self.app: Application[Any, Any, Any, Any, Any, Any] = builder.build()
-        self.app.add_handler(TypeHandler(Update, self._on_ptb_update))
-        self.app.add_error_handler(self._on_error)
+        self._poller: asyncio.Task[None] | None = None
+        self._offset = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -127,11 +136,7 @@ class TelegramChannel:
         else:
             await self.app.bot.delete_webhook()
             await self.app.start()
-            assert self.app.updater is not None
-            await self.app.updater.start_polling(
-                poll_interval=self.poll_interval, timeout=self.poll_timeout,
-                allowed_updates=Update.ALL_TYPES,
-            )  # fmt: skip
+            self._poller = asyncio.create_task(self._poll(), name="telegram:getUpdates")
         me = self.app.bot.bot
         log.info(
             "telegram: connected as @%s (%s)",
@@ -144,11 +149,16 @@ class TelegramChannel:
         """Started, and (in polling mode) still fetching updates."""
         if not self.app.running:
             return False
-        return self.webhook or (self.app.updater is not None and self.app.updater.running)
+        return self.webhook or (self._poller is not None and not self._poller.done())
 
     async def stop(self) -> None:
-        if self.app.updater is not None and self.app.updater.running:
-            await self.app.updater.stop()
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+            with contextlib.suppress(TelegramError):  # confirm what was fetched, as PTB does
+                await self._get_updates(wait=0, limit=1)
         if self.app.running:
             await self.app.stop()
         await self.sequencer.join()  # updates already queued are handled, not dropped
@@ -179,50 +189,78 @@ class TelegramChannel:
             body = await request.content.read(MAX_WEBHOOK_BODY + 1)
             if len(body) > MAX_WEBHOOK_BODY:
                 return web.json_response({"ok": False, "error": "too large"}, status=413)
-            update = Update.de_json(json.loads(body), self.app.bot)
-        except (ValueError, TypeError, KeyError, AttributeError):
+            msg, callback_id = from_json(json.loads(body))
+        except ValueError:  # also what json.loads raises
             return web.json_response({"ok": False, "error": "bad update"}, status=400)
-        if update is None:
-            return web.json_response({"ok": False, "error": "bad update"}, status=400)
-        await self.process(update)  # an exception here -> 500 -> Telegram delivers again
+        if msg is not None:  # an exception here -> 500 -> Telegram delivers again
+            await self._submit(msg, callback_id, apologise=False)
         return web.json_response({"ok": True})
 
-    async def _on_ptb_update(self, update: object, _context: object) -> None:
-        """PTB calls this one update at a time, in delivery order: queue it and return."""
-        if not isinstance(update, Update):
-            return
-        await self.sequencer.room()  # back-pressure: stop taking updates while swamped
-        future = self._submit(update, apologise=True)
-        if future is not None:
-            future.add_done_callback(_log_failure)
+    async def _get_updates(self, *, wait: float, limit: int = 100) -> Any:
+        """getUpdates: Telegram holds the call up to `wait` seconds while there is none."""
+        bot = self.app.bot
+        parameters = {"offset": self._offset, "timeout": wait, "limit": limit,
+                      "allowed_updates": Update.ALL_TYPES}  # fmt: skip
+        return await self._updates_request.post(
+            f"{bot.base_url}/getUpdates", JsonParameters(parameters),
+            read_timeout=wait + (self._updates_request.read_timeout or 0),
+        )  # fmt: skip
 
-    async def _on_error(self, update: object, context: Any) -> None:
-        log.error("telegram: error while handling an update", exc_info=context.error)
+    async def _poll(self) -> None:
+        """Long polling: each update is queued in the order Telegram delivered it (its offset is
+        confirmed by the next call, as with PTB's Updater); network trouble is retried with a
+        growing pause."""
+        pause = 0.0
+        while True:
+            try:
+                updates = await self._get_updates(wait=self.poll_timeout)
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except (InvalidToken, Conflict, NetworkError) as exc:  # TimedOut is a NetworkError
+                pause = min(max(1.0, pause * 2), 30.0)
+                log.warning("telegram: getUpdates failed (%s); again in %.0f s", exc, pause)
+                await asyncio.sleep(pause)
+                continue
+            pause = 0.0
+            for data in updates:
+                self._offset = max(self._offset, int(data.get("update_id", -1)) + 1)
+                try:
+                    msg, callback_id = from_json(data)
+                except ValueError:
+                    log.warning("telegram: update %s is not understood", data.get("update_id"))
+                    continue
+                if msg is None:
+                    continue
+                await self.sequencer.room()  # back-pressure: stop taking updates while swamped
+                self._submit(msg, callback_id, apologise=True).add_done_callback(_log_failure)
+            if self.poll_interval:
+                await asyncio.sleep(self.poll_interval)
 
     async def process(self, update: Update, *, apologise: bool = False) -> None:
         """Handle one update after the earlier ones of the same person; returns once its
         replies were sent."""
-        future = self._submit(update, apologise=apologise)
-        if future is not None:
-            await future
-
-    def _submit(self, update: Update, *, apologise: bool) -> asyncio.Future[None] | None:
         msg = to_incoming(update)
-        if msg is None:
-            return None
-        return self.sequencer.submit(msg.user_id, lambda: self._handle(update, msg, apologise))
+        if msg is not None:
+            query = update.callback_query
+            await self._submit(msg, query.id if query else None, apologise=apologise)
 
-    async def _handle(self, update: Update, msg: IncomingMessage, apologise: bool) -> None:
-        # The button's spinner is stopped while the engine works, not before: one round trip
-        # less for every pressed button.
+    def _submit(
+        self, msg: IncomingMessage, callback_id: str | None, *, apologise: bool
+    ) -> asyncio.Future[None]:
+        job = lambda: self._handle(msg, callback_id, apologise)  # noqa: E731
+        return self.sequencer.submit(msg.user_id, job)
+
+    async def _handle(self, msg: IncomingMessage, callback_id: str | None,
+                      apologise: bool) -> None:  # fmt: skip
+        # The button's spinner is stopped along with the first reply, not before the engine:
+        # one round trip less for every pressed button, and the replies go out first.
         answering = None
-        if update.callback_query is not None:
-            answering = asyncio.create_task(self._answer(update.callback_query))
         try:
             try:
                 replies = await self.engine.handle(msg)
             except Exception:
-                log.exception("telegram: handling update %s failed", update.update_id)
+                log.exception("telegram: handling update %s failed", msg.update_id)
                 if not apologise:
                     raise
                 replies = [
@@ -233,6 +271,8 @@ class TelegramChannel:
                         )
                     )
                 ]
+            if callback_id is not None:
+                answering = asyncio.create_task(self._answer(callback_id))
             if msg.kind == Kind.UNFOLLOW:
                 return
             await self.send(msg.chat_id, replies)
@@ -240,9 +280,9 @@ class TelegramChannel:
             if answering is not None:
                 await answering
 
-    async def _answer(self, query: CallbackQuery) -> None:
+    async def _answer(self, callback_id: str) -> None:
         with contextlib.suppress(TelegramError):  # the spinner times out on its own
-            await self.call("answerCallbackQuery", {"callback_query_id": query.id})
+            await self.call("answerCallbackQuery", {"callback_query_id": callback_id})
 
     # ------------------------------------------------------------------ outbound
 
@@ -323,3 +363,9 @@ def keyboard_object(reply: Reply) -> dict[str, Any]:
 def _log_failure(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("telegram: an update could not be handled", exc_info=future.exception())
+
+
+def _seconds(value: object) -> float:
+    """RetryAfter.retry_after: an int, or a timedelta with PTB_TIMEDELTA."""
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
