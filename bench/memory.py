@@ -188,7 +188,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rtt-ms", type=float, default=80.0, help="stand-in round trip")
     parser.add_argument("--rate", type=float, default=1000.0, help="campaign sends per second")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before reading RSS")
-    parser.add_argument("--limit", type=float, default=150.0, help="most seconds to send")
+    parser.add_argument("--limit", type=float, default=400.0, help="most seconds to send")
     return parser.parse_args(argv)
 
 

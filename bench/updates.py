@@ -56,6 +56,7 @@ from tests.journey import learn_and_pass, onboard  # noqa: E402
 
 TOKEN = "123456789:BENCH-token_for-the-stand-in"
 LOAD_CPU, BOT_CPU = 0, 1
+TOPIC_STEPS = 46  # a topic of four lessons: menu, lesson, cards, quiz; then its certificate
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOCKED = re.compile(rb"database is locked")
 ERROR_LINE = re.compile(r"^(\w+(?:\.\w+)*(?:Error|Exception|TimedOut)\b.*)$", re.M)
@@ -365,15 +366,16 @@ async def run_ours(standin: StandIn, db_url: str, args: argparse.Namespace,
     tasks: list[asyncio.Task[None]] = []
     try:
         await wait_ready(standin, bot)
-        # 1. warm-up: learners onboard and go a few steps further (a different number each,
-        # so that the measured phases meet them at every step of a lesson), then wait.
+        # 1. warm-up: learners onboard and go some steps further (a different number each,
+        # spread over the first topic's ~46 steps, so that the measured phases meet them at
+        # every step of a topic, the certificate at its end included), then wait.
         learners = int(args.citizens * (1 - args.newcomers))
         start_newcomers = asyncio.Event()
         ready = []
         for i in range(args.citizens):
             citizen = Citizen(load, i, 10_000_000 + i)
             if i < learners:
-                citizen.ready_after = 9 + i % 12  # onboarding is nine steps
+                citizen.ready_after = 9 + (i * 7) % TOPIC_STEPS  # onboarding is nine steps
                 ready.append(citizen.ready)
             start = None if i < learners else start_newcomers
             tasks.append(asyncio.create_task(learner(citizen, curriculum, start)))

@@ -15,6 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -230,6 +231,9 @@ class Engine:
         self._idle.set()
         self.flood = FloodGuard(settings.flood_messages, settings.flood_window_seconds, monotonic)
         self.units = GroupCommit(sessionmaker, self._prepare, self._unit)
+        # Pictures (certificates) are drawn one at a time, off the event loop: one thread holds
+        # one picture's memory, where the default pool's six would each hold their own.
+        self._pictures = ThreadPoolExecutor(1, thread_name_prefix="pictures")
 
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
         """Handle one message; counted, timed, and tracked so a shutdown can wait for it."""
@@ -245,6 +249,9 @@ class Engine:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._idle.set()
+        for reply in replies:  # after the commit, off the event loop (certificates)
+            if reply.make_image is not None and reply.image is not None:
+                await asyncio.get_running_loop().run_in_executor(self._pictures, reply.make_image)
         obs.UPDATES.labels(msg.channel, msg.kind.value).inc()
         obs.UPDATE_SECONDS.labels(msg.channel).observe(time.perf_counter() - started)
         return replies

@@ -3,6 +3,8 @@ them again, and /verify CODE for anyone who wants to check one."""
 
 from __future__ import annotations
 
+import functools
+
 from bot.i18n import _, current_language, fmt_date
 from bot.localities import LocalityIndex
 from bot.services import certificates
@@ -35,10 +37,11 @@ def verify_hint_for(settings: Settings, cert: certificates.Certificate) -> str:
 
 def certificate_reply(ctx: Context, cert: certificates.Certificate, module: Module,
                       text: str) -> Reply:
-    path = certificates.ensure_image(
-        ctx.settings.data_dir, cert, module, place=place_for(ctx.localities),
-        verify_hint=verify_hint_for(ctx.settings, cert))
-    return Reply(text, image=path, image_name=f"{cert.code}.png")
+    make = functools.partial(
+        certificates.ensure_image, ctx.settings.data_dir, cert, module,
+        place=place_for(ctx.localities), verify_hint=verify_hint_for(ctx.settings, cert))
+    path = certificates.image_path(ctx.settings.data_dir, cert)
+    return Reply(text, image=path, image_name=f"{cert.code}.png", make_image=make)
 
 
 async def on_module_passed(ctx: Context, module: Module) -> list[Reply]:

@@ -7,7 +7,8 @@ numbered lines). Nothing here knows a platform.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -55,6 +56,10 @@ class Reply:
     image_name: str | None = None  # what to call the file when sent as a document
     document: bytes | None = None
     document_name: str | None = None
+    # Makes `image` if it does not exist yet. The engine calls it after the commit, in a
+    # thread: drawing a certificate (~10 ms) need not hold up the transaction, which other
+    # people's messages may share, nor the event loop.
+    make_image: Callable[[], object] | None = field(default=None, compare=False)
 
     @property
     def flat_buttons(self) -> list[Button]:

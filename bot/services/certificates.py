@@ -80,6 +80,26 @@ INK = (33, 37, 41)
 RED = (176, 28, 32)
 GOLD = (190, 150, 60)
 PAPER = (255, 252, 244)
+GREY = (90, 90, 90)
+SHADES = 16  # of each ink on paper: what anti-aliased text and lines are made of
+
+
+@cache
+def _palette():
+    """Every colour a certificate has: each ink blended into the paper in SHADES steps.
+
+    Mapping the drawing onto this fixed palette and saving it as an indexed PNG takes about
+    6 ms and gives a 110 KB file; saving it in full colour took 25-38 ms for 200 KB (measured
+    on the 1600 x 1130 picture), which is most of what passing a topic costs the bot.
+    """
+    from PIL import Image
+
+    colours = [tuple(round(p + (c - p) * i / (SHADES - 1))
+                     for p, c in zip(PAPER, ink, strict=True))
+               for ink in (INK, RED, GOLD, GREY) for i in range(SHADES)]  # fmt: skip
+    palette = Image.new("P", (1, 1))
+    palette.putpalette([value for colour in colours for value in colour])
+    return palette
 
 
 @cache
@@ -155,12 +175,11 @@ def _draw(cert: Certificate, module_title: str, place: str, verify_hint: str) ->
              "confirmation of basic digital skills under Decision 757/QĐ-BKHCN.")
     yy = HEIGHT - 150
     for line in _wrap(d, note, small, WIDTH - 260):
-        d.text((cx, yy), line, font=small, fill=(90, 90, 90), anchor="mt")
+        d.text((cx, yy), line, font=small, fill=GREY, anchor="mt")
         yy += 32
     out = BytesIO()
-    # No optimize=True: its exhaustive search took 210 of 235 ms per certificate on our
-    # machines (the event loop's time) for a file 3% smaller.
-    img.save(out, format="PNG")
+    indexed = img.quantize(palette=_palette(), dither=Image.Dither.NONE)
+    indexed.save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 
@@ -174,7 +193,8 @@ def ensure_image(data_dir: Path, cert: Certificate, module: Module, *, place: st
     path = image_path(data_dir, cert)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        # Its own temporary name: two threads may draw the same certificate at once.
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
         tmp.write_bytes(render_png(cert, module, place=place, verify_hint=verify_hint))
         tmp.replace(path)
     return path

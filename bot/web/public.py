@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import jinja2
 from aiohttp import web
 
@@ -78,9 +80,9 @@ async def certificate_image(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     from handlers.certificates import place_for, verify_hint_for
 
-    path = certificates.ensure_image(
-        rt.settings.data_dir, cert, module, place=place_for(rt.localities),
-        verify_hint=verify_hint_for(rt.settings, cert))
+    path = await asyncio.to_thread(
+        certificates.ensure_image, rt.settings.data_dir, cert, module,
+        place=place_for(rt.localities), verify_hint=verify_hint_for(rt.settings, cert))
     return web.FileResponse(path, headers={"Content-Type": "image/png",
                                            "Cache-Control": "private, max-age=86400"})
 
