@@ -82,10 +82,17 @@ async def send_reminders(rt: Runtime) -> int:
     sent = 0
     for channel, chat_id, replies in outgoing:
         try:
-            await rt.senders[channel](chat_id, replies)
-            sent += 1
+            result = await rt.senders[channel](chat_id, replies)
         except Exception:  # one failed chat must not stop the others
             log.exception("reminder to %s/%s failed", channel, chat_id)
+            continue
+        # Zalo's channels say what happened (e.g. skipped: outside the OA messaging window);
+        # the day's reminder stays used up either way, so nobody is nudged twice.
+        if getattr(result, "ok", True):
+            sent += 1
+        else:
+            log.info("reminder to %s/%s not sent: %s %s", channel, chat_id,
+                     result.status, result.reason)  # fmt: skip
     return sent
 
 

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from sqlalchemy import select
 
+from bot.channels.zalo.common import SendResult
 from bot.db.models import Certificate, ParticipationEvent, Person
 from bot.engine import Engine
 from bot.i18n import current_language, fmt_admin_date
@@ -165,6 +166,32 @@ async def test_reminders_follow_opt_in_idle_and_quiet_hours(
     clock.now = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)
     assert await send_reminders(rt) == 1  # only the other one now
     assert sent[-1][0] == "12"
+
+
+async def test_a_reminder_the_channel_skips_is_not_counted_nor_repeated(
+    core: Engine, curriculum: Curriculum, clock: Clock
+) -> None:
+    """Zalo OA outside its messaging window answers `skipped`: not counted as sent, and the
+    day's reminder is used up all the same (no retry every hour)."""
+    rt = runtime_for(core, clock)
+    attempts: list[str] = []
+
+    async def outside_window(chat_id: str, _replies: list[Reply]) -> SendResult:
+        attempts.append(chat_id)
+        return SendResult("skipped", "outside the messaging window")
+
+    rt.senders["test"] = outside_window
+    learner = Chat(core, "21")
+    await onboard(learner)
+    await learn_and_pass(learner, curriculum, "vneid-cai-dat")
+    await learner.say("/reminders")
+    await learner.press("remind:19")
+    clock.now = datetime(2026, 3, 5, 12, 5, tzinfo=UTC)  # 19:05 local, idle for days
+    assert await send_reminders(rt) == 0
+    assert attempts == ["21"]
+    clock.now = datetime(2026, 3, 5, 12, 40, tzinfo=UTC)
+    assert await send_reminders(rt) == 0
+    assert attempts == ["21"]
 
 
 async def test_streak_in_progress(chat: Chat, core: Engine, curriculum: Curriculum,
