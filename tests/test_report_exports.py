@@ -206,6 +206,68 @@ async def test_docx_opens_and_reads_right(db: async_sessionmaker[AsyncSession],
     assert round(section.page_width.mm) == 210 and round(section.left_margin.mm) == 30
 
 
+async def test_exports_keep_names_and_figures_intact(db: async_sessionmaker[AsyncSession],
+                                                     localities: LocalityIndex) -> None:
+    """The writers escape names (HTML, XML) and keep every figure; DOCX drops the control
+    characters XML forbids; a chart is drawn again when its figures change (they are cached)."""
+    from docx import Document
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from openpyxl import load_workbook
+
+    data = await build(db, localities)
+    odd = 'Hội <b>"A&B"</b> – xã \'Hải Hậu\''
+    long_name = " ".join(["Chi hội"] * 2400)
+    unit_row(data, "HPN-A")["name"] = odd
+    unit_row(data, "HPN-B")["name"] = long_name
+
+    book = load_workbook(io.BytesIO(exports.render(data, "xlsx")))
+    summary = book["Tổng hợp"]
+    rows = {r[1]: r for r in summary.iter_rows(values_only=True) if r[1]}
+    assert rows["HPN-A"][2] == odd and rows["HPN-B"][2] == long_name
+    assert rows["HPN-A"][0] == 1 + [u["code"] for u in ordered(data)].index("HPN-A")
+    heads = next(r for r in summary.iter_rows(values_only=True) if r[0] == "STT")
+    for code in ("HPN-A", "HPN-B", "MTTQ-37"):
+        assert rows[code][heads.index("Tổng điểm")] == unit_row(data, code)["total"]
+    assert rows["HPN-B"][heads.index("Xếp hạng")] == unit_row(data, "HPN-B")["rank"]
+
+    doc = Document(io.BytesIO(exports.render(data, "docx")))
+    cells = [c for t in doc.tables for row in t.rows for c in row.cells]
+    assert odd in [c.text for c in cells] and long_name in [c.text for c in cells]
+    number = next(c for c in cells if c.text == f"{unit_row(data, 'HPN-A')['rank']}/2")
+    style = number.paragraphs[0].style
+    assert style.name == "ReportNumber"
+    assert style.paragraph_format.alignment == WD_ALIGN_PARAGRAPH.RIGHT
+    assert style.base_style.name == "ReportTable" and style.base_style.font.size.pt == 9
+    pictures = [doc.part.related_parts[r].blob for r in doc.part.rels
+                if "image" in doc.part.rels[r].reltype]  # fmt: skip
+    unit_row(data, "HPN-B")["total"] = 99.0  # another chart of the total scores
+    again = Document(io.BytesIO(exports.render(data, "docx")))
+    pictures_again = [again.part.related_parts[r].blob for r in again.part.rels
+                      if "image" in again.part.rels[r].reltype]  # fmt: skip
+    assert len(set(pictures) - set(pictures_again)) == 1
+
+    parser = _Html()
+    parser.feed(exports.render(data, "html").decode())
+    assert odd in " ".join(parser.text) and "b" not in {t for t, _a in parser.tags}
+
+
+async def test_docx_drops_characters_xml_forbids(db: async_sessionmaker[AsyncSession],
+                                                localities: LocalityIndex) -> None:
+    from docx import Document
+
+    data = await build(db, localities)
+    unit_row(data, "HPN-A")["name"] = "Hội\x01 <LHPN> & xã"
+    doc = Document(io.BytesIO(exports.render(data, "docx")))
+    cells = {c.text for t in doc.tables for row in t.rows for c in row.cells}
+    assert "Hội <LHPN> & xã" in cells
+
+
+def ordered(data: dict[str, Any]) -> list[dict[str, Any]]:
+    from bot.reports import common
+
+    return common.ordered_units(data)
+
+
 async def test_a_frozen_report_stays_as_submitted(db: async_sessionmaker[AsyncSession],
                                                   localities: LocalityIndex) -> None:
     data = await build(db, localities, "2025-2027")

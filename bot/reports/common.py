@@ -113,26 +113,27 @@ def dimension_label(dimension: str, value: str) -> str:
 
 
 @cache
-def _symbols(lang: str) -> tuple[dict[int, int], str, str]:
-    """Babel's (CLDR) separators of the language, as a translation from Python's format
-    (',' groups, '.' decimals), and its decimal and percent signs."""
+def _symbols(lang: str) -> tuple[str, str, str]:
+    """Babel's (CLDR) group and decimal separators and percent sign of the language."""
     symbols = Locale.parse(BABEL_LOCALE.get(lang, "vi_VN")).number_symbols["latn"]
-    return (str.maketrans(",.", symbols["group"] + symbols["decimal"]), symbols["decimal"],
-            symbols["percentSign"])  # fmt: skip
+    return symbols["group"], symbols["decimal"], symbols["percentSign"]
 
 
 def number(value: float | int, decimals: int = 0) -> str:
     """`bot.i18n.fmt_number` for the tens of thousands of cells of a report: the same text
     (Babel's separators for the current language), without Babel's per-call parsing."""
-    table = _symbols(current_language.get())[0]
+    group, decimal, _sign = _symbols(current_language.get())
     if decimals:
-        return format(value, f",.{decimals}f").translate(table)
-    return format(round(value) if isinstance(value, float) else value, ",").translate(table)
+        # Python's "_" grouping, then the language's signs ("_" is in no language's).
+        return (format(value, f"_.{decimals}f").replace(".", decimal)
+                .replace("_", group))  # fmt: skip
+    text = format(round(value) if isinstance(value, float) else value, ",")
+    return text if group == "," else text.replace(",", group)
 
 
 def percent(value: float) -> str:
     """0.457 -> 45,7% (Babel's "#,##0.#%" pattern of `bot.i18n.fmt_percent`)."""
-    _table, decimal, sign = _symbols(current_language.get())
+    _group, decimal, sign = _symbols(current_language.get())
     text = number(round(value * 100, 1), 1)
     if text.endswith(decimal + "0"):
         text = text[: -len(decimal) - 1]

@@ -3,7 +3,8 @@ as the HTML report: masthead, title, period, overall results, a table per criter
 chart of the best scores, communes, learners by gender and age, signatures.
 
 Long tables are written as one piece of WordprocessingML each (python-docx's cell by cell API
-takes seconds for a province's 800 units); their header rows repeat on every page. Charts
+takes seconds for a province's 940 units); their header rows repeat on every page, numbers are
+right-aligned by a paragraph style. Charts
 are PNG pictures drawn with Pillow and the shipped Source Sans Pro font (every number on a
 chart is in the table above it).
 """
@@ -11,7 +12,10 @@ chart is in the table above it).
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -23,45 +27,68 @@ from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from docx.shared import Cm, Mm, Pt
 
+from bot.i18n import current_language
 from bot.reports import common
 from bot.reports.html import CHART_TOP, chart_rows
 
 FONT = "Times New Roman"
 
 
-def _cell(text: str, *, bold: bool = False, right: bool = False) -> str:
-    """One table cell; its look (9 pt, no spacing) comes from the "ReportTable" style."""
-    jc = '<w:jc w:val="right"/>' if right else ""
-    b = "<w:rPr><w:b/></w:rPr>" if bold else ""
-    return (f'<w:tc><w:p><w:pPr><w:pStyle w:val="ReportTable"/>{jc}</w:pPr><w:r>{b}'
-            f'<w:t xml:space="preserve">{escape(text)}</w:t></w:r></w:p></w:tc>')
+# A table cell; its look (9 pt, no spacing) comes from the "ReportTable" paragraph style,
+# numbers' right alignment from "ReportNumber" (the same, aligned right).
+_TEXT_CELL = ('<w:tc><w:p><w:pPr><w:pStyle w:val="ReportTable"/></w:pPr><w:r>'
+              '<w:t xml:space="preserve">')  # fmt: skip
+_NUMBER_CELL = '<w:tc><w:p><w:pPr><w:pStyle w:val="ReportNumber"/></w:pPr><w:r><w:t>'
+_HEAD_CELL = ('<w:tc><w:p><w:pPr><w:pStyle w:val="ReportTable"/></w:pPr><w:r><w:rPr><w:b/>'
+              '</w:rPr><w:t xml:space="preserve">')  # fmt: skip
+_END_CELL = "</w:t></w:r></w:p></w:tc>"
+_BORDERS = "".join(f'<w:{side} w:val="single" w:sz="4" w:space="0" w:color="000000"/>'
+                   for side in ("top", "left", "bottom", "right", "insideH", "insideV"))
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _table(doc: Any, header: list[str], rows: list[list[tuple[str, bool]]]) -> None:
-    """A bordered table after the last paragraph; cells are (text, right-aligned)."""
-    border = "".join(f'<w:{side} w:val="single" w:sz="4" w:space="0" w:color="000000"/>'
-                     for side in ("top", "left", "bottom", "right", "insideH", "insideV"))
+def _table(doc: Any, header: list[str], rows: Iterable[list[tuple[str, bool]]]) -> None:
+    """A bordered table after the last paragraph, as one piece of WordprocessingML; cells are
+    (text, is a number). A number's text needs no escaping (digits, separators, signs)."""
     parts = [f"<w:tbl {nsdecls('w')}><w:tblPr><w:tblW w:w=\"5000\" w:type=\"pct\"/>"
-             f"<w:tblBorders>{border}</w:tblBorders><w:tblLayout w:type=\"autofit\"/></w:tblPr>",
-             "<w:tblGrid>" + "<w:gridCol/>" * len(header) + "</w:tblGrid>",
-             '<w:tr><w:trPr><w:tblHeader/><w:cantSplit/></w:trPr>'
-             + "".join(_cell(h, bold=True) for h in header) + "</w:tr>"]  # fmt: skip
+             f'<w:tblBorders>{_BORDERS}</w:tblBorders><w:tblLayout w:type="autofit"/>'
+             "</w:tblPr><w:tblGrid>" + "<w:gridCol/>" * len(header) + "</w:tblGrid>"
+             "<w:tr><w:trPr><w:tblHeader/><w:cantSplit/></w:trPr>"
+             + "".join(f"{_HEAD_CELL}{_text(h)}{_END_CELL}" for h in header)
+             + "</w:tr>"]  # fmt: skip
+    append = parts.append
     for row in rows:
-        parts.append("<w:tr><w:trPr><w:cantSplit/></w:trPr>"
-                     + "".join(_cell(text, right=right) for text, right in row) + "</w:tr>")
-    parts.append("</w:tbl>")
+        append("<w:tr><w:trPr><w:cantSplit/></w:trPr>")
+        for text, is_number in row:
+            append(f"{_NUMBER_CELL}{text}{_END_CELL}" if is_number else
+                   f"{_TEXT_CELL}{_text(text)}{_END_CELL}")  # fmt: skip
+        append("</w:tr>")
+    append("</w:tbl>")
     anchor = doc.add_paragraph()
     anchor._p.addnext(parse_xml("".join(parts)))
+
+
+def _text(text: str) -> str:
+    """Text for WordprocessingML: escaped, without the control characters XML forbids."""
+    return escape(_CONTROL.sub("", text))
 
 
 def _chart(rows: list[Any], title: str) -> io.BytesIO | None:
     """A horizontal bar chart (PNG) of (label, value) rows, values 0-100."""
     if not rows:
         return None
+    key = (tuple((label, value) for label, value in rows), title, current_language.get())
+    return io.BytesIO(_chart_png(key))
+
+
+@lru_cache(maxsize=32)
+def _chart_png(key: tuple[Any, str, str]) -> bytes:
+    """The chart's picture, drawn once for the same figures, title and language."""
     from PIL import Image, ImageDraw
 
     from bot.services.certificates import _font
 
+    rows, title, _lang = key
     width, bar, gap, left = 1200, 26, 10, 470
     height = 70 + len(rows) * (bar + gap) + 30
     img = Image.new("RGB", (width, height), "white")
@@ -80,8 +107,7 @@ def _chart(rows: list[Any], title: str) -> io.BytesIO | None:
                   fill="black", anchor="lm")  # fmt: skip
     out = io.BytesIO()
     img.save(out, format="PNG", compress_level=1)
-    out.seek(0)
-    return out
+    return out.getvalue()
 
 
 def _paragraph(doc: Any, text: str, *, bold: bool = False, italic: bool = False,
@@ -92,6 +118,23 @@ def _paragraph(doc: Any, text: str, *, bold: bool = False, italic: bool = False,
     if center:
         p.alignment = WD_ALIGN_PARAGRAPH.CENTER
     return p
+
+
+def _criterion_rows(units: list[dict[str, Any]],
+                    criterion: dict[str, Any]) -> Iterator[list[tuple[str, bool]]]:  # fmt: skip
+    """A criterion's table: each unit's result / target per indicator, score and rank."""
+    for i, u in enumerate(units, 1):
+        row = [(str(i), True), (u["name"], False)]
+        for spec in criterion["indicators"]:
+            m = spec["metric"]
+            target = u.get("details", {}).get(m, {}).get("target")
+            if target is not None and m in common.PERCENT:
+                target = target / 100
+            row.append((f"{common.fmt_value(m, u['values'].get(m))} / "
+                        f"{common.fmt_value(m, target)}", True))  # fmt: skip
+        row += [(common.fmt_score(u["scores"].get(criterion["id"], 0.0)), True),
+                (f"{u['rank']}/{u['peers']}", True)]  # fmt: skip
+        yield row
 
 
 def render(data: dict[str, Any]) -> bytes:
@@ -111,6 +154,9 @@ def render(data: dict[str, Any]) -> bytes:
     table_style.base_style = style
     table_style.font.size = Pt(9)
     table_style.paragraph_format.space_before = table_style.paragraph_format.space_after = Pt(0)
+    number_style = doc.styles.add_style("ReportNumber", WD_STYLE_TYPE.PARAGRAPH)
+    number_style.base_style = table_style
+    number_style.paragraph_format.alignment = WD_ALIGN_PARAGRAPH.RIGHT
     moment = datetime.fromisoformat((data.get("frozen") or {}).get("at") or data["generated_at"])
     props = doc.core_properties
     props.title = f"{t['title']} {t['movement']}"
@@ -162,20 +208,7 @@ def render(data: dict[str, Any]) -> bytes:
         header = [t["no"], t["unit"]]
         header += [f"{spec['title']} ({t['result']} / {t['target']})" for spec in c["indicators"]]
         header += [t["score"], t["rank"]]
-        rows = []
-        for i, u in enumerate(units, 1):
-            row = [(str(i), True), (u["name"], False)]
-            for spec in c["indicators"]:
-                m = spec["metric"]
-                target = u.get("details", {}).get(m, {}).get("target")
-                if target is not None and m in common.PERCENT:
-                    target = target / 100
-                row.append((f"{common.fmt_value(m, u['values'].get(m))} / "
-                            f"{common.fmt_value(m, target)}", True))  # fmt: skip
-            row += [(common.fmt_score(u["scores"].get(c["id"], 0.0)), True),
-                    (f"{u['rank']}/{u['peers']}", True)]  # fmt: skip
-            rows.append(row)
-        _table(doc, header, rows)
+        _table(doc, header, _criterion_rows(units, c))
         picture = _chart(chart_rows(units, lambda u, c=c: u["scores"].get(c["id"], 0.0)),
                          f"{t['chart_criterion']}: {c['short']}")  # fmt: skip
         if picture is not None:
@@ -186,10 +219,10 @@ def render(data: dict[str, Any]) -> bytes:
         doc.add_heading(t["total_score"], level=3)
         header = [t["no"], t["unit"], t["organisation"]]
         header += [f"{t['score']}: {c['short']}" for c in criteria] + [t["total_score"], t["rank"]]
-        rows = [[(str(i), True), (u["name"], False), (common.org_label(u["type"]), False)]
+        rows = ([(str(i), True), (u["name"], False), (common.org_label(u["type"]), False)]
                 + [(common.fmt_score(u["scores"].get(c["id"], 0.0)), True) for c in criteria]
                 + [(common.fmt_score(u["total"]), True), (f"{u['rank']}/{u['peers']}", True)]
-                for i, u in enumerate(units, 1)]  # fmt: skip
+                for i, u in enumerate(units, 1))  # fmt: skip
         _table(doc, header, rows)
         picture = _chart(chart_rows(units, lambda u: u["total"]), t["chart_scores"])
         if picture is not None:
@@ -203,9 +236,9 @@ def render(data: dict[str, Any]) -> bytes:
            "people_reached", "communes_covered")  # fmt: skip
     if data["communes"]:
         header = [t["no"], t["commune"]] + [common.indicator_label(m) for m in key]
-        rows = [[(str(i), True), (c["name"], False)]
+        rows = ([(str(i), True), (c["name"], False)]
                 + [(common.fmt_value(m, c["values"].get(m)), True) for m in key]
-                for i, c in enumerate(data["communes"], 1)]  # fmt: skip
+                for i, c in enumerate(data["communes"], 1))  # fmt: skip
         _table(doc, header, rows)
     else:
         _paragraph(doc, t["none"])

@@ -52,7 +52,10 @@ def render(data: dict[str, Any], *, inline_js: bool = True) -> bytes:
               for value, figures in sorted(rows.items())]
         for dim, rows in data.get("breakdown", {}).items()
     }  # fmt: skip
-    html = _env().get_template("report.html").render(
+    # Jinja2 escapes each of the report's tens of thousands of figures into a Markup object,
+    # which the garbage collector tracks: copied to plain text as they come, they do not pile
+    # up until the page is joined (and make the collector sweep the whole process).
+    pieces = _env().get_template("report.html").generate(
         t=t, data=data, metrics=metrics, units=units, criteria=criteria, charts=charts,
         label=common.indicator_label, org=common.org_label, level=common.level_label,
         period_text=common.period_text(data), place_date=common.place_date(data),
@@ -60,4 +63,4 @@ def render(data: dict[str, Any], *, inline_js: bool = True) -> bytes:
         breakdown=breakdown, chart_js=_chart_js() if inline_js else "",
         top_label=t["top_units"].format(n=CHART_TOP), percent=common.PERCENT,
     )
-    return html.encode("utf-8")
+    return "".join(map(str, pieces)).encode("utf-8")

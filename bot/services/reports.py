@@ -60,7 +60,7 @@ class Scope:
     subjects: tuple[Group, ...]  # the totals: one per province, or the commune / unit
 
 
-def _level(unit: OrgUnit, localities_of: dict[int, int], provinces: frozenset[int]) -> str:
+def _level(unit: UnitRef, localities_of: dict[int, int], provinces: frozenset[int]) -> str:
     """province, commune, or branch (a unit below another unit of the same commune)."""
     if unit.locality_code in provinces:
         return PROVINCE
@@ -77,32 +77,53 @@ def years_factor(period: Period) -> float:
 
 
 Scores = tuple[dict[str, float], float, dict[str, Any]]
+# Per criterion: (id, weight, sum of its indicators' weights, per indicator: (metric, target
+# over the period, the target rounded as the report shows it, weight, is a percentage)).
+Plan = tuple[tuple[str, float, float, tuple[tuple[str, float, float, float, bool], ...]], ...]
+
+
+def plan(cset: CriteriaSet, level: str, factor: float) -> Plan:
+    """What `score` needs of a criteria set for the units of one level, worked out once."""
+    out = []
+    for criterion in cset.criteria:
+        specs = []
+        for spec in criterion.indicators:
+            target = spec.targets.get(level, 0.0)
+            if spec.metric not in criteria_mod.NOT_SCALED:
+                target *= factor
+            specs.append((spec.metric, target, round(target, 2), spec.weight,
+                          metrics.INDICATORS[spec.metric].percent))  # fmt: skip
+        weights = sum(i.weight for i in criterion.indicators) or 1.0
+        out.append((criterion.id, criterion.weight, weights, tuple(specs)))
+    return tuple(out)
 
 
 def score(values: dict[str, Any], level: str, cset: CriteriaSet, factor: float,
-          target_trained: int | None) -> Scores:  # fmt: skip
-    """(score per criterion, total score, per indicator: target and achievement)."""
+          target_trained: int | None, *, planned: Plan | None = None) -> Scores:  # fmt: skip
+    """(score per criterion, total score, per indicator: target and achievement). `planned`:
+    `plan(cset, level, factor)`, when scoring many units."""
     per_criterion: dict[str, float] = {}
     details: dict[str, Any] = {}
     total_weight = sum(c.weight for c in cset.criteria) or 1.0
     total = 0.0
-    for criterion in cset.criteria:
-        weights = sum(i.weight for i in criterion.indicators) or 1.0
+    for criterion_id, weight, weights, specs in planned or plan(cset, level, factor):
         points = 0.0
-        for spec in criterion.indicators:
-            target = spec.targets.get(level, 0.0)
-            if spec.metric == "members_trained" and target_trained:
-                target = float(target_trained)
-            elif spec.metric not in criteria_mod.NOT_SCALED:
-                target *= factor
-            value = values.get(spec.metric)
-            if metrics.INDICATORS[spec.metric].percent and value is not None:
-                value = value * 100
-            achieved = min(1.0, value / target) if value is not None and target > 0 else 0.0
-            details[spec.metric] = {"target": round(target, 2), "achieved": round(achieved, 4)}
-            points += achieved * spec.weight
-        per_criterion[criterion.id] = round(100 * points / weights, 2)
-        total += per_criterion[criterion.id] * criterion.weight
+        for metric, target, shown, spec_weight, percent in specs:
+            if metric == "members_trained" and target_trained:
+                target = float(target_trained)  # a figure at the period's end: not scaled
+                shown = round(target, 2)
+            value = values.get(metric)
+            if value is None or target <= 0:
+                achieved = 0.0
+            else:
+                achieved = (value * 100 if percent else value) / target
+                if not achieved < 1.0:  # at most 100%
+                    achieved = 1.0
+            details[metric] = {"target": shown, "achieved": achieved if achieved == 0.0 or
+                               achieved == 1.0 else round(achieved, 4)}  # fmt: skip
+            points += achieved * spec_weight
+        per_criterion[criterion_id] = round(100 * points / weights, 2)
+        total += per_criterion[criterion_id] * weight
     return per_criterion, round(total / total_weight, 2), details
 
 
@@ -148,8 +169,11 @@ async def resolve_scope(session: AsyncSession, localities: LocalityIndex, *,
 
 
 async def _units_in(session: AsyncSession, scope: Scope, localities: LocalityIndex,
-                    reaches: tuple[Reach, ...] | None) -> list[OrgUnit]:  # fmt: skip
-    query = select(OrgUnit).order_by(OrgUnit.path)
+                    reaches: tuple[Reach, ...] | None) -> list[UnitRef]:  # fmt: skip
+    # The columns of a UnitRef, not ORM objects: a province has a thousand units.
+    query = select(OrgUnit.id, OrgUnit.code, OrgUnit.type, OrgUnit.name, OrgUnit.path,
+                   OrgUnit.locality_code, OrgUnit.province_code,
+                   OrgUnit.parent_id).order_by(OrgUnit.path)  # fmt: skip
     subject = scope.subjects[0]
     if scope.kind == "unit" and subject.unit is not None:
         query = query.where(OrgUnit.path.startswith(subject.unit.path))
@@ -164,7 +188,7 @@ async def _units_in(session: AsyncSession, scope: Scope, localities: LocalityInd
         query = query.where(OrgUnit.province_code.in_(localities.province_codes))
     if reaches is not None:
         query = query.where(policy.units_filter(reaches))
-    return list(await session.scalars(query))
+    return [UnitRef(*row) for row in await session.execute(query)]
 
 
 def _communes_in(scope: Scope, localities: LocalityIndex,
@@ -194,8 +218,8 @@ async def build(session: AsyncSession, localities: LocalityIndex, period: Period
     parents = {i: loc for i, loc in await session.execute(
         select(OrgUnit.id, OrgUnit.locality_code))}  # fmt: skip
     provinces = frozenset(localities.province_codes)
-    unit_groups = {u.id: metrics.group_of(metrics.subject_of(UnitRef.of(u), localities),
-                                          localities) for u in units}  # fmt: skip
+    unit_groups = {u.id: metrics.group_of(metrics.subject_of(u, localities), localities)
+                   for u in units}  # fmt: skip
     communes = _communes_in(scope, localities, reaches)
     commune_groups = [metrics.locality_group(localities, c) for c in communes]
     wanted: dict[str, Group] = {g.key: g for g in (*scope.subjects, *unit_groups.values(),
@@ -203,11 +227,13 @@ async def build(session: AsyncSession, localities: LocalityIndex, period: Period
     values = await metrics.indicator_values(session, list(wanted.values()), period,
                                             min_active=cset.min_active)  # fmt: skip
     factor = years_factor(period)
+    plans = {level: plan(cset, level, factor) for level in (PROVINCE, COMMUNE, BRANCH)}
     rows: list[dict[str, Any]] = []
     for u in units:
         level = _level(u, parents, provinces)
         v = values[unit_groups[u.id].key]
-        per_criterion, total, details = score(v.values, level, cset, factor, v.target_trained)
+        per_criterion, total, details = score(v.values, level, cset, factor, v.target_trained,
+                                              planned=plans[level])  # fmt: skip
         rows.append({
             "code": u.code, "name": u.name, "type": u.type, "level": level,
             "locality": u.locality_code, "group": unit_groups[u.id].key, **_jsonable(v),
