@@ -60,17 +60,21 @@ class LimitedStandIn(StandIn):
         self.chats: dict[int, deque[float]] = {}
         self.accepted: list[tuple[float, int]] = []  # (arrival, chat id)
         self.rejected_429 = 0
+        self.rejections: Counter[str] = Counter()  # 429s by limit (overall | chat) and chat kind
         self.waiters: dict[int, asyncio.Future[tuple[float, JSONDict]]] = {}
         self.last_keyboard: dict[int, JSONDict] = {}
 
     def _gate(self, chat_id: int) -> None:
         now = time.monotonic()
         chat = self.chats.setdefault(chat_id, deque())
-        for window, limit in ((self.window, self.cap), (chat, self.per_chat)):
+        for name, window, limit in (("overall", self.window, self.cap),
+                                    ("chat", chat, self.per_chat)):  # fmt: skip
             while window and window[0] <= now - 1.0:
                 window.popleft()
             if len(window) >= limit:
                 self.rejected_429 += 1
+                who = "broadcast" if chat_id >= FIRST_RECIPIENT else "reply"
+                self.rejections[f"{name}_{who}"] += 1
                 retry = max(1, math.ceil(window[0] + 1.0 - now))
                 raise ApiError(429, f"Too Many Requests: retry after {retry}", retry_after=retry)
         self.window.append(now)
@@ -163,6 +167,14 @@ def start_bot(url: str, api: LimitedStandIn, data: Path, rate: float) -> subproc
                             stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)  # fmt: skip
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def peak_rss_mb(pid: int) -> float:
     with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -211,6 +223,14 @@ class Learner:
                 await self.press(f"ans:{LESSON}:{question.id}:{question.answer + 1}")
 
 
+def tightest(times: list[float], n: int) -> float | None:
+    """The shortest time in which the stand-in accepted n + 1 sends (ms): above 1,000 ms, the
+    bot never needed more than the cap in any second."""
+    if n <= 0 or len(times) <= n:
+        return None
+    return round(min(b - a for a, b in zip(times, times[n:], strict=False)) * 1000, 1)
+
+
 def p99(values: list[float]) -> float:
     if not values:
         return 0.0
@@ -247,6 +267,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             idle_end = time.monotonic()
             idle = [ms for lr in learners for at, ms in lr.latencies if at < idle_end]
             campaign = await start_campaign(url)
+            cpu0, wall0, own0 = cpu_seconds(bot.pid), time.monotonic(), time.process_time()
             first = last = None
             while True:
                 got = {c for _t, c in api.accepted if c >= FIRST_RECIPIENT}
@@ -255,6 +276,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if bot.poll() is not None:
                     raise RuntimeError("the bot stopped; see its log")
                 await asyncio.sleep(0.5)
+            wall = time.monotonic() - wall0
+            cpu, own = (cpu_seconds(bot.pid) - cpu0) / wall, (time.process_time() - own0) / wall
             times = [t for t, c in api.accepted if c >= FIRST_RECIPIENT]
             first, last = min(times), max(times)
             during = [t for t, _c in api.accepted if first <= t <= last]
@@ -269,7 +292,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "lost": args.recipients - len(sends),
                 "duplicates": sum(n - 1 for n in sends.values()),
                 "rejected_429": api.rejected_429,
+                "rejected_429_by": dict(api.rejections),
+                "tightest_30_ms": tightest(sorted(during), int(args.cap)),
                 "campaign": campaign,
+                "bot_cpu_pct": round(cpu * 100, 1), "standin_cpu_pct": round(own * 100, 1),
             })  # fmt: skip
         finally:
             stop.set()
@@ -295,11 +321,14 @@ async def fast(url: str, data: Path, args: argparse.Namespace) -> dict[str, Any]
     try:
         await asyncio.sleep(3)  # started and idle
         await start_campaign(url)
+        cpu0, wall0, own0 = cpu_seconds(bot.pid), time.monotonic(), time.process_time()
         deadline = time.monotonic() + 300
         while len({c for _t, c in api.accepted}) < args.recipients:
             if time.monotonic() > deadline or bot.poll() is not None:
                 raise RuntimeError("the fast broadcast did not finish; see the bot's log")
             await asyncio.sleep(0.2)
+        wall = time.monotonic() - wall0
+        cpu, own = (cpu_seconds(bot.pid) - cpu0) / wall, (time.process_time() - own0) / wall
         times = sorted(t for t, _c in api.accepted)
         per_second = Counter(int(t - times[0]) for t in times)
         sends = Counter(c for _t, c in api.accepted)
@@ -311,6 +340,9 @@ async def fast(url: str, data: Path, args: argparse.Namespace) -> dict[str, Any]
             "duplicates_1000": sum(n - 1 for n in sends.values()),
             "rejected_429_1000": api.rejected_429,
             "rss_mb_1000": round(peak_rss_mb(bot.pid), 1),
+            "bot_cpu_pct_1000": round(cpu * 100, 1),  # of its one core, during the broadcast
+            "standin_cpu_pct_1000": round(own * 100, 1),  # the stand-in and the load, core 0
+            "tightest_1000_ms": tightest(times, int(args.fast_cap)),
         }
     finally:
         bot.send_signal(signal.SIGTERM)

@@ -357,6 +357,15 @@ def bot_env(standin: StandIn, db_url: str, workdir: Path) -> dict[str, str]:
     }  # fmt: skip
 
 
+async def wind_down(tasks: list[asyncio.Task[None]], bot: BotProcess) -> tuple[int, str]:
+    """Stop the citizens and the bot: ("database is locked" errors, the bot's log)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    locked = bot.locked_errors()
+    return locked, await bot.stop()
+
+
 async def run_ours(standin: StandIn, db_url: str, args: argparse.Namespace,
                    curriculum: Curriculum, workdir: Path) -> JSONDict:  # fmt: skip
     standin.reset()
@@ -435,11 +444,7 @@ async def run_ours(standin: StandIn, db_url: str, args: argparse.Namespace,
         if load.errors:
             result["journey_error_kinds"] = dict(load.errors.most_common(3))
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        locked = bot.locked_errors()
-        log = await bot.stop()
+        locked, log = await wind_down(tasks, bot)
     result["db_locked_errors"] = locked
     result["bot_errors_logged"] = log.count(" ERROR ")
     if result["bot_errors_logged"]:
@@ -462,11 +467,7 @@ async def run_baseline(standin: StandIn, db_url: str, args: argparse.Namespace,
             tasks.append(asyncio.create_task(echoer(Citizen(load, i, 20_000_000 + i))))
         sat = await saturate(load, bot, args.levels, args)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        locked = bot.locked_errors()
-        log = await bot.stop()
+        locked, log = await wind_down(tasks, bot)
     errors = log.count("Traceback")
     if errors:
         kinds = Counter(ERROR_LINE.findall(log)).most_common(5)

@@ -5,14 +5,22 @@ chat (short bursts tolerated); above that it answers 429 with `retry_after`. Pyt
 AIORateLimiter has one queue for everything, so a broadcast makes replies wait behind it. Here
 there are two lanes over one budget:
 
-- the budget is a sliding window: at most `capacity` sends in any `window + margin` seconds
-  (the 50 ms margin absorbs the jitter between leaving here and arriving at Telegram);
-- a reply takes a slot as soon as the window has one; a broadcast send only when no reply is
-  waiting for a slot and the window keeps `reserve` slots free, so a reply that comes in
-  during a broadcast finds a slot at once instead of queueing behind the broadcast;
-- per chat: a broadcast send only to a chat that got nothing during the last second; replies
-  are not held back per chat (a reply of two or three messages is a short burst, which
-  Telegram tolerates in private chats), unless `chat_burst` caps them;
+- the budget is a sliding window: at most `capacity` sends in any `window + margin` seconds.
+  A send is dated when its sender actually resumes with the slot, not when the slot was
+  granted, so the event loop's own lag does not eat into the margin; the 35 ms margin only
+  absorbs the network's jitter between two sends (every ms of margin costs 0.1 % of the rate);
+- a reply takes a slot as soon as the window has one, and is never queued behind broadcast
+  sends: whenever a slot frees, a waiting reply gets it first;
+- broadcast sends are paced evenly through the window (one every `span / (capacity -
+  reserve)` seconds, catching up a little after a late wake-up), never in bursts, so slots free
+  one by one and a reply waits at most one pacing interval even when the window is full; and
+  broadcasts alone never hold more than `capacity - reserve` slots of the window, so when no
+  reply has been sent lately a reply finds a free slot at once;
+- per chat: a broadcast send only to a chat that got nothing during the last second. Replies
+  may burst (Telegram tolerates short bursts in a private chat and does not say how long),
+  until the API shows where it draws the line: a reply that draws a 429 right after two or more
+  messages to its chat sets `chat_burst` to that many, and from then on replies to a chat keep
+  to it (they wait a moment instead of drawing 429s, each of which stops the broadcast);
 - `pause(seconds)` after a 429 stops the broadcast lane for that long (replies go on: a
   reply that meets a 429 itself waits and is sent again by the caller).
 
@@ -31,31 +39,35 @@ from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
 REPLY, BROADCAST = 0, 1
-_Waiter = tuple[Hashable, asyncio.Future[None]]
+# A send in the window: [time, lane]; the time moves to when the sender resumed.
+_Entry = list[Any]
+_Waiter = tuple[Hashable, asyncio.Future[_Entry]]
 
 
 class SendLimiter:
     """Two-lane sliding-window limiter (see the module docstring)."""
 
-    def __init__(self, rate: float, *, window: float = 1.0, margin: float = 0.05,
+    def __init__(self, rate: float, *, window: float = 1.0, margin: float = 0.035,
                  reserve: int = 1, chat_interval: float = 1.0, chat_burst: int | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.capacity = max(1, round(rate * window))
         self.span = window + margin
-        self.reserve = min(reserve, self.capacity - 1)
+        self.reserve = max(0, min(reserve, self.capacity - 1))
         self.chat_span = chat_interval + margin
         self.chat_burst = chat_burst
         self.clock = clock
-        self._sent: deque[float] = deque()
-        self._chats: dict[Hashable, deque[float]] = {}
+        self._sent: deque[_Entry] = deque()  # every send in the window
+        self._broadcasts: deque[_Entry] = deque()  # the broadcast sends among them
+        self._chats: dict[Hashable, deque[_Entry]] = {}
         self._waiters: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
         self._paused_until = 0.0
         # Broadcast sends are paced evenly (never in bursts), so slots free up one by one and
-        # a reply never waits for a whole burst to leave the window.
+        # a reply never waits for a whole burst to leave the window. After a late wake-up the
+        # pace catches up by a few sends at most (the window still bounds them).
         self.interval = self.span / max(1, self.capacity - self.reserve)
-        self._catch_up = max(self.interval, 0.005)
+        self._catch_up = max(self.interval, 0.02 * self.span)
         self._broadcast_next = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -69,20 +81,41 @@ class SendLimiter:
         ahead = self._waiters[REPLY] or (lane == BROADCAST and self._waiters[BROADCAST])
         if not ahead and self._take(chat, lane, now):
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
         self._waiters[lane].append((chat, future))
         self._wake()
         try:
-            await future
+            entry = await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self._release(chat)  # granted and then cancelled: give the slot back
+                self._release(chat, future.result())  # granted, then cancelled: give it back
             raise
+        # Dated when the sender goes on, so a late resumption does not shorten the gap to the
+        # send that will take this slot over one span later.
+        resumed = self.clock()
+        if resumed > entry[0]:
+            entry[0] = resumed
 
     def pause(self, seconds: float) -> None:
         """Hold broadcast sends for `seconds` (Telegram's retry_after)."""
         self._paused_until = max(self._paused_until, self.clock() + seconds)
         self._wake()
+
+    def learn_chat_burst(self, chat: Hashable) -> bool:
+        """A reply to `chat` drew a 429: if the chat had just had other messages, take it as
+        the API's per-chat burst limit and keep replies to it from now on. Returns whether it
+        did."""
+        recent = self._chats.get(chat)
+        if not recent:
+            return False
+        edge = self.clock() - self.chat_span
+        while recent and recent[0][0] <= edge:
+            recent.popleft()
+        before = len(recent) - 1  # the refused send is the chat's last one
+        if before < 2:
+            return False
+        self.chat_burst = before if self.chat_burst is None else min(self.chat_burst, before)
+        return True
 
     @property
     def waiting(self) -> tuple[int, int]:
@@ -91,12 +124,13 @@ class SendLimiter:
     # ------------------------------------------------------------------ inside
 
     def _purge(self, now: float) -> None:
-        sent, edge = self._sent, now - self.span
-        while sent and sent[0] <= edge:
-            sent.popleft()
+        edge = now - self.span
+        for sent in (self._sent, self._broadcasts):
+            while sent and sent[0][0] <= edge:
+                sent.popleft()
         if len(self._chats) > 4096:
             edge = now - self.chat_span
-            for key in [k for k, q in self._chats.items() if not q or q[-1] <= edge]:
+            for key in [k for k, q in self._chats.items() if not q or q[-1][0] <= edge]:
                 del self._chats[key]
 
     def _chat_ok(self, chat: Hashable, lane: int, now: float) -> bool:
@@ -104,15 +138,26 @@ class SendLimiter:
         if not recent:
             return True
         edge = now - self.chat_span
-        while recent and recent[0] <= edge:
+        while recent and recent[0][0] <= edge:
             recent.popleft()
         if lane == BROADCAST:
             return not recent
         return self.chat_burst is None or len(recent) < self.chat_burst
 
     def _room(self, lane: int) -> bool:
-        limit = self.capacity if lane == REPLY else self.capacity - self.reserve
-        return len(self._sent) < limit
+        if len(self._sent) >= self.capacity:
+            return False
+        return lane == REPLY or len(self._broadcasts) < self.capacity - self.reserve
+
+    def _room_at(self) -> float:
+        """When the broadcast lane has room again (the window is full or holds its share)."""
+        at = 0.0
+        if len(self._sent) >= self.capacity:
+            at = self._sent[len(self._sent) - self.capacity][0] + self.span
+        share = self.capacity - self.reserve
+        if len(self._broadcasts) >= share:
+            at = max(at, self._broadcasts[len(self._broadcasts) - share][0] + self.span)
+        return at
 
     def _take(self, chat: Hashable, lane: int, now: float) -> bool:
         self._purge(now)
@@ -123,19 +168,24 @@ class SendLimiter:
         self._record(chat, now, lane)
         return True
 
-    def _record(self, chat: Hashable, now: float, lane: int) -> None:
+    def _record(self, chat: Hashable, now: float, lane: int) -> _Entry:
+        entry: _Entry = [now, lane]
         if lane == BROADCAST:
             self._broadcast_next = max(self._broadcast_next, now - self._catch_up) + self.interval
-        self._sent.append(now)
-        self._chats.setdefault(chat, deque()).append(now)
+            self._broadcasts.append(entry)
+        self._sent.append(entry)
+        self._chats.setdefault(chat, deque()).append(entry)
         self.granted[lane] += 1
+        return entry
 
-    def _release(self, chat: Hashable) -> None:
-        if self._sent:
-            self._sent.pop()
-        recent = self._chats.get(chat)
-        if recent:
-            recent.pop()
+    def _release(self, chat: Hashable, entry: _Entry) -> None:
+        for sent in (self._sent, self._broadcasts, self._chats.get(chat)):
+            if sent is not None:
+                for i, e in enumerate(sent):
+                    if e is entry:
+                        del sent[i]
+                        break
+        self.granted[entry[1]] -= 1
         self._wake()
 
     def _grant(self, lane: int, now: float) -> tuple[bool, float | None]:
@@ -157,12 +207,14 @@ class SendLimiter:
                 break
             if not self._chat_ok(chat, lane, now):
                 skipped.append(queue.popleft())
-                free = self._chats[chat][0] + self.chat_span
+                recent = self._chats[chat]
+                first = recent[0] if lane == BROADCAST or self.chat_burst is None else (
+                    recent[len(recent) - self.chat_burst])  # fmt: skip
+                free = first[0] + self.chat_span
                 chat_free = free if chat_free is None else min(chat_free, free)
                 continue
             queue.popleft()
-            self._record(chat, now, lane)
-            future.set_result(None)
+            future.set_result(self._record(chat, now, lane))
         queue.extendleft(reversed(skipped))
         return blocked, chat_free
 
@@ -173,7 +225,7 @@ class SendLimiter:
         reply_blocked, reply_chat = self._grant(REPLY, now)
         times = [t for t in (reply_chat,) if t is not None]
         if reply_blocked and self._sent:
-            times.append(self._sent[0] + self.span)
+            times.append(self._sent[0][0] + self.span)
         if self._waiters[BROADCAST]:
             if now < self._paused_until:
                 times.append(self._paused_until)
@@ -181,9 +233,8 @@ class SendLimiter:
                 blocked, chat_free = self._grant(BROADCAST, now)
                 if self._waiters[BROADCAST] and now < self._broadcast_next:
                     times.append(self._broadcast_next)
-                if blocked and self._sent:
-                    cut = len(self._sent) - (self.capacity - self.reserve)
-                    times.append(self._sent[max(0, cut)] + self.span)
+                if blocked:
+                    times.append(self._room_at())
                 if chat_free is not None:
                     times.append(chat_free)
         if not times:
@@ -249,6 +300,8 @@ class ReplyRateLimiter(BaseRateLimiter[int]):
                     raise
                 wait = exc.retry_after
                 seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
+                if lane == REPLY:
+                    self.limiter.learn_chat_burst(chat)
                 self.limiter.pause(seconds)
                 await asyncio.sleep(seconds)
         raise AssertionError("unreachable")
