@@ -250,11 +250,15 @@ class Engine:
             if self.in_flight == 0:
                 self._idle.set()
         for reply in replies:  # after the commit, off the event loop (certificates)
-            if reply.make_image is not None and reply.image is not None:
-                await asyncio.get_running_loop().run_in_executor(self._pictures, reply.make_image)
+            if reply.make_image is not None:
+                await self.draw(reply.make_image)
         obs.UPDATES.labels(msg.channel, msg.kind.value).inc()
         obs.UPDATE_SECONDS.labels(msg.channel).observe(time.perf_counter() - started)
         return replies
+
+    async def draw[T](self, make: Callable[[], T]) -> T:
+        """Run `make` (drawing a picture) in the picture thread, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._pictures, make)
 
     async def wait_idle(self) -> None:
         """Return when no message is being handled (a graceful stop waits for this)."""

@@ -324,6 +324,13 @@ class Place:
         return f"/dashboard/{self.kind}/{self.code}"
 
 
+async def _place_in_url(request: web.Request, session: Any,
+                        viewer: Viewer) -> Place | web.Response:  # fmt: skip
+    """`_place` of the page's URL (`/<kind>/<code>`)."""
+    return await _place(request, session, viewer, request.match_info["kind"],
+                        request.match_info["code"])  # fmt: skip
+
+
 async def _place(request: web.Request, session: Any, viewer: Viewer, kind: str,
                  code: str) -> Place | web.Response:  # fmt: skip
     """The subject named in the URL, or a 404 / 403 page (refusals are audited)."""
@@ -459,8 +466,7 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     rt = _rt(request)
     period, problem = _period(request, rt)
     async with rt.sessionmaker() as session:
-        place = await _place(request, session, viewer, request.match_info["kind"],
-                             request.match_info["code"])  # fmt: skip
+        place = await _place_in_url(request, session, viewer)
         if isinstance(place, web.Response):
             return place
         await _children(session, rt, viewer.actor, place)
@@ -519,8 +525,7 @@ async def criteria_page(request: web.Request, viewer: Viewer) -> web.StreamRespo
     rt = _rt(request)
     period, problem = _period(request, rt)
     async with rt.sessionmaker() as session:
-        place = await _place(request, session, viewer, request.match_info["kind"],
-                             request.match_info["code"])  # fmt: skip
+        place = await _place_in_url(request, session, viewer)
     if isinstance(place, web.Response):
         return place
     await _refresh(rt)
@@ -661,8 +666,7 @@ async def reports_page(request: web.Request, viewer: Viewer) -> web.StreamRespon
     rt = _rt(request)
     period, problem = _period(request, rt)
     async with rt.sessionmaker() as session:
-        place = await _place(request, session, viewer, request.match_info["kind"],
-                             request.match_info["code"])  # fmt: skip
+        place = await _place_in_url(request, session, viewer)
         if isinstance(place, web.Response):
             return place
         scope = place.code if place.kind != "c" else f"{int(place.code):05d}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 
 import jinja2
 from aiohttp import web
@@ -80,9 +80,9 @@ async def certificate_image(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     from handlers.certificates import place_for, verify_hint_for
 
-    path = await asyncio.to_thread(
+    path = await rt.engine.draw(functools.partial(
         certificates.ensure_image, rt.settings.data_dir, cert, module,
-        place=place_for(rt.localities), verify_hint=verify_hint_for(rt.settings, cert))
+        place=place_for(rt.localities), verify_hint=verify_hint_for(rt.settings, cert)))
     return web.FileResponse(path, headers={"Content-Type": "image/png",
                                            "Cache-Control": "private, max-age=86400"})
 
