@@ -354,6 +354,8 @@ def bot_env(standin: StandIn, db_url: str, workdir: Path) -> dict[str, str]:
         # The stand-in enforces no Telegram send limit; the bot's own limiter still runs, with
         # a budget high enough not to be what is measured.
         "HOCVUSO_TELEGRAM_RATE": "10000",
+        # To compare event loops: BENCH_EVENT_LOOP=asyncio.
+        "HOCVUSO_EVENT_LOOP": os.environ.get("BENCH_EVENT_LOOP", "uvloop"),
     }  # fmt: skip
 
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # The bot's event loop: uvloop (default, where installed) or the standard asyncio one.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Identities that never consented are forgotten after this many days.
     unconsented_retention_days: int = Field(default=30, ge=1)
     # People inactive this long are erased (their events stay pseudonymous).

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -62,7 +63,7 @@ class JsonParameters(RequestData):
 
     @property
     def json_payload(self) -> bytes:
-        return json.dumps(self.values, ensure_ascii=False).encode()
+        return orjson.dumps(self.values)  # UTF-8, as json.dumps(ensure_ascii=False).encode()
 
 
 class SharedSession:
@@ -171,6 +172,16 @@ class AiohttpRequest(BaseRequest):
         connect_total = None if connect is None or pool is None else connect + pool
         return aiohttp.ClientTimeout(total=total, connect=connect_total, sock_read=read,
                                      sock_connect=connect)  # fmt: skip
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> Any:
+        """The answer's JSON, read by orjson (several times faster than `json` on getUpdates
+        answers); anything orjson refuses goes to PTB's own parser, which replaces invalid
+        UTF-8 and raises PTB's error for what is not JSON."""
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return BaseRequest.parse_json_payload(payload)
 
     async def do_request(
         self,
