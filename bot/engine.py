@@ -37,6 +37,7 @@ from handlers.types import IncomingMessage, Kind, Reply
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 ACTIVE_PRECISION = timedelta(minutes=1)
+BATCHES_IN_FLIGHT = 3  # on PostgreSQL; the pool holds 10 (+10)
 
 
 def utc_now() -> datetime:
@@ -230,7 +231,11 @@ class Engine:
         self._idle = asyncio.Event()
         self._idle.set()
         self.flood = FloodGuard(settings.flood_messages, settings.flood_window_seconds, monotonic)
-        self.units = GroupCommit(sessionmaker, self._prepare, self._unit)
+        # SQLite has one writer: one transaction at a time. PostgreSQL's pooled connections
+        # let a batch run while another waits for the server.
+        bind = sessionmaker.kw.get("bind")
+        parallel = 1 if bind is None or bind.dialect.name == "sqlite" else BATCHES_IN_FLIGHT
+        self.units = GroupCommit(sessionmaker, self._prepare, self._unit, parallel=parallel)
         # Pictures (certificates) are drawn one at a time, off the event loop: one thread holds
         # one picture's memory, where the default pool's six would each hold their own.
         self._pictures = ThreadPoolExecutor(1, thread_name_prefix="pictures")

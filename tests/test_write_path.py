@@ -4,12 +4,14 @@ loop, never sleeping in SQLite's busy handler), group commit, and no "database i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from bot.db.batch import GroupCommit
 from bot.db.models import ParticipationEvent, Person, ProcessedUpdate
@@ -186,3 +188,38 @@ async def test_a_crowd_onboarding_at_once(core: Engine) -> None:
             .where(ParticipationEvent.kind == "registered")
         )  # fmt: skip
     assert registered == len(chats)
+
+
+async def test_group_commit_runs_batches_side_by_side_when_allowed(db_url: str) -> None:
+    """With `parallel`, a backlog is shared by batches in flight at the same time, each in its
+    own transaction; every unit still runs once and gets its own result."""
+    db = make_engine(db_url)
+    sessionmaker = make_sessionmaker(db)
+    spans: dict[int, list[float]] = {}
+    loop = asyncio.get_running_loop()
+
+    async def prepare(session: object, items: list[str]) -> list[None]:
+        spans[id(session)] = [loop.time(), loop.time()]
+        return [None] * len(items)
+
+    async def work(session: object, key: str, _prepared: None) -> str:
+        await session.execute(  # type: ignore[attr-defined]
+            insert(ProcessedUpdate).values(channel="t", update_key=key, at=datetime.now(UTC)))
+        await asyncio.sleep(0.01)  # as if waiting for the server
+        spans[id(session)][1] = loop.time()
+        return key
+
+    parallel = 1 if db_url.startswith("sqlite") else 3
+    units = GroupCommit(sessionmaker, prepare, work, max_batch=8, parallel=parallel)
+    try:
+        keys = [f"p{i}" for i in range(40)]
+        assert await asyncio.gather(*(units.run(k) for k in keys)) == keys
+        assert units.units == len(keys) and units.batches < len(keys)
+        ordered = sorted(spans.values())
+        overlapping = any(b[0] < a[1] for a, b in itertools.pairwise(ordered))
+        assert overlapping == (parallel > 1)
+        async with sessionmaker() as s:
+            stored = set(await s.scalars(select(ProcessedUpdate.update_key)))
+        assert stored == set(keys)
+    finally:
+        await db.dispose()

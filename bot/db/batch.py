@@ -11,6 +11,10 @@ it. If anything in a batch fails (a unit raises, the flush or the commit fails),
 rolled back and every unit runs again alone, in its own transaction, so only the failing one
 fails. Callers must not submit two units that may not run in the same transaction, such as two
 messages of the same person (the engine's per-person lock sees to that).
+
+Several batches may be in flight at once (`parallel`): on PostgreSQL a batch spends most of its
+time waiting for the server, and the next one can use another pooled connection meanwhile.
+On SQLite there is one writer, so one batch at a time.
 """
 
 from __future__ import annotations
@@ -41,20 +45,25 @@ class GroupCommit[T, P, R]:
             runs without yielding to the event loop when the database does not (SQLite,
             bot.db.sqlite_inline), and every unit of it waits for its commit: this keeps
             both short, so batching trades little latency for the CPU it saves.
+        parallel: batches in flight at most, each in its own transaction. Units of batches
+            in flight at the same time must not depend on each other (different people).
     """
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession],
                  prepare: Callable[[AsyncSession, list[T]], Awaitable[list[P]]],
                  work: Callable[[AsyncSession, T, P], Awaitable[R]], *,
-                 max_batch: int = 16, budget: float = 0.05) -> None:  # fmt: skip
+                 max_batch: int = 16, budget: float = 0.05,
+                 parallel: int = 1) -> None:  # fmt: skip
         self.sessionmaker = sessionmaker
         self.prepare = prepare
         self.work = work
         self.max_batch = max_batch
         self.budget = budget
+        self.parallel = max(1, parallel)
         self._unit_seconds = 0.002  # running estimate of one unit's time in a batch
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: set[asyncio.Task[None]] = set()
+        self._busy = 0  # drainers running a batch
         self.batches = 0
         self.units = 0
 
@@ -62,9 +71,15 @@ class GroupCommit[T, P, R]:
         """Queue `item` and return its unit's result once its transaction committed."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain())
+        self._spread()
         return await future
+
+    def _spread(self) -> None:
+        """Start a drainer for what is queued if none runs, or if every one is busy with a
+        batch and fewer than `parallel` run (so units queueing together still share one)."""
+        if self._queue and (not self._drainers
+                            or self._busy == len(self._drainers) < self.parallel):  # fmt: skip
+            self._drainers.add(asyncio.create_task(self._drain()))
 
     async def _drain(self) -> None:
         try:
@@ -77,14 +92,21 @@ class GroupCommit[T, P, R]:
                     item, future = self._queue.popleft()
                     if not future.done():  # not given up on (cancelled) by its caller
                         batch.append((item, future))
-                if len(batch) == 1:
-                    await self._alone(*batch[0])
-                elif batch:
-                    await self._together(batch)
+                self._busy += 1
+                self._spread()  # units left over: another batch beside this one
+                try:
+                    if len(batch) == 1:
+                        await self._alone(*batch[0])
+                    elif batch:
+                        await self._together(batch)
+                finally:
+                    self._busy -= 1
         finally:
-            self._drainer = None
-            while self._queue:  # only when cancelled (shutdown)
-                self._queue.popleft()[1].cancel()
+            # Synchronously: a unit queued from now on starts a new drainer.
+            self._drainers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            if not self._drainers:  # the queue is left over only when cancelled (shutdown)
+                while self._queue:
+                    self._queue.popleft()[1].cancel()
 
     def _took(self, seconds: float, units: int) -> None:
         """Update the estimate of a unit's time (units run without waiting: after `prepare`,
