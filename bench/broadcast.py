@@ -256,6 +256,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         url = f"sqlite+aiosqlite:///{data / 'bench.db'}"
         await asyncio.to_thread(upgrade, url)
         await seed(url, args.recipients, args.learners)
+        if args.only_fast:
+            return {**result, **await fast(url, data, args)}
         api = LimitedStandIn(cap=args.cap, rtt=args.rtt_ms / 1000)
         await api.start()
         bot = start_bot(url, api, data, args.cap)
@@ -357,6 +359,7 @@ def main() -> None:
     parser.add_argument("--learners", type=int, default=50)
     parser.add_argument("--cap", type=float, default=30)
     parser.add_argument("--fast-cap", type=float, default=1000, help="0: skip that phase")
+    parser.add_argument("--only-fast", action="store_true", help="only phase 3 (to debug)")
     parser.add_argument("--rtt-ms", type=float, default=80)
     parser.add_argument("--idle-s", type=float, default=60)
     args = parser.parse_args()
