@@ -13,7 +13,9 @@ as bench/updates.py). The bot runs alone on core 1; the stand-in and the load on
    still had recipients left, per second; `p99_reply_ms`; `lost` (recipients who never got
    it), `duplicates`; `rss_mb` = the bot process's peak resident memory;
 3. the same with the cap raised to 1,000/s (paid broadcasts): `rate_1000_per_s` (the average
-   over the broadcast) and `peak_1000_per_s` (the best second).
+   over the broadcast) and `peak_1000_per_s` (the best second);
+4. no cap at the stand-in and the bot's limiter at --uncapped-rate (3,000/s): what one process
+   can send, `rate_uncapped_per_s`.
 
 Prints one JSON line. Not part of `make test`; `make bench` runs it.
 """
@@ -316,10 +318,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def fast(url: str, data: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The same recipients again with the cap at 1,000/s: the highest rate one process
-    reaches (no learners)."""
-    api = LimitedStandIn(cap=args.fast_cap, rtt=args.rtt_ms / 1000)
+    reaches (no learners); then once more with no cap at the stand-in and the bot's own
+    limiter at --uncapped-rate, to show what one process can send when the API does not
+    hold it back."""
+    figures = await broadcast_alone(url, data, args, cap=args.fast_cap, rate=args.fast_cap)
+    result = {"fast_cap_per_s": args.fast_cap,
+              **{f"{k}_1000": v for k, v in figures.items()}}  # fmt: skip
+    result["rate_1000_per_s"] = result.pop("rate_1000")
+    result["peak_1000_per_s"] = result.pop("peak_1000")
+    if args.uncapped_rate:
+        free = await broadcast_alone(url, data, args, cap=math.inf, rate=args.uncapped_rate)
+        result.update({
+            "uncapped_limiter_per_s": args.uncapped_rate, "rate_uncapped_per_s": free["rate"],
+            "peak_uncapped_per_s": free["peak"], "lost_uncapped": free["lost"],
+            "duplicates_uncapped": free["duplicates"], "bot_cpu_pct_uncapped": free["bot_cpu_pct"],
+        })  # fmt: skip
+    return result
+
+
+async def broadcast_alone(url: str, data: Path, args: argparse.Namespace, *, cap: float,
+                          rate: float) -> dict[str, Any]:  # fmt: skip
+    """A campaign to every recipient with no learners: the stand-in accepts `cap` sends a
+    second, the bot's limiter allows `rate`."""
+    api = LimitedStandIn(cap=cap, rtt=args.rtt_ms / 1000)
     await api.start()
-    bot = start_bot(url, api, data, args.fast_cap)
+    bot = start_bot(url, api, data, rate)
     try:
         await asyncio.sleep(3)  # started and idle
         await start_campaign(url)
@@ -335,16 +358,15 @@ async def fast(url: str, data: Path, args: argparse.Namespace) -> dict[str, Any]
         per_second = Counter(int(t - times[0]) for t in times)
         sends = Counter(c for _t, c in api.accepted)
         return {
-            "fast_cap_per_s": args.fast_cap,
-            "rate_1000_per_s": round(len(times) / (times[-1] - times[0]), 1),
-            "peak_1000_per_s": max(per_second.values()),
-            "lost_1000": args.recipients - len(sends),
-            "duplicates_1000": sum(n - 1 for n in sends.values()),
-            "rejected_429_1000": api.rejected_429,
-            "rss_mb_1000": round(peak_rss_mb(bot.pid), 1),
-            "bot_cpu_pct_1000": round(cpu * 100, 1),  # of its one core, during the broadcast
-            "standin_cpu_pct_1000": round(own * 100, 1),  # the stand-in and the load, core 0
-            "tightest_1000_ms": tightest(times, int(args.fast_cap)),
+            "rate": round(len(times) / (times[-1] - times[0]), 1),
+            "peak": max(per_second.values()),
+            "lost": args.recipients - len(sends),
+            "duplicates": sum(n - 1 for n in sends.values()),
+            "rejected_429": api.rejected_429,
+            "rss_mb": round(peak_rss_mb(bot.pid), 1),
+            "bot_cpu_pct": round(cpu * 100, 1),  # of its one core, during the broadcast
+            "standin_cpu_pct": round(own * 100, 1),  # the stand-in and the load, core 0
+            "tightest_ms": tightest(times, int(cap)) if math.isfinite(cap) else None,
         }
     finally:
         bot.send_signal(signal.SIGTERM)
@@ -359,6 +381,8 @@ def main() -> None:
     parser.add_argument("--learners", type=int, default=50)
     parser.add_argument("--cap", type=float, default=30)
     parser.add_argument("--fast-cap", type=float, default=1000, help="0: skip that phase")
+    parser.add_argument("--uncapped-rate", type=float, default=3000,
+                        help="the bot's limiter with no cap at the stand-in; 0: skip")
     parser.add_argument("--only-fast", action="store_true", help="only phase 3 (to debug)")
     parser.add_argument("--rtt-ms", type=float, default=80)
     parser.add_argument("--idle-s", type=float, default=60)

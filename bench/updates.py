@@ -546,8 +546,9 @@ async def main(args: argparse.Namespace) -> JSONDict:
     load_before = os.getloadavg()[0]
     try:
         result: JSONDict = {"bench": "updates"}
-        result.update(await one_database("sqlite", standin, args, curriculum))
-        if os.environ.get("HOCVUSO_TEST_PG_URL"):
+        if "sqlite" in args.databases:
+            result.update(await one_database("sqlite", standin, args, curriculum))
+        if os.environ.get("HOCVUSO_TEST_PG_URL") and "postgresql" in args.databases:
             result["postgresql"] = await one_database("postgresql", standin, args, curriculum)
     finally:
         await standin.stop()
@@ -592,6 +593,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="saturation concurrency levels",
     )
     parser.add_argument("--only", choices=("ours", "baseline"), help="one bot (to debug)")
+    parser.add_argument("--databases", type=lambda v: v.split(","),
+                        default=["sqlite", "postgresql"],
+                        help="which of sqlite,postgresql (PostgreSQL needs HOCVUSO_TEST_PG_URL)")
     return parser.parse_args(argv)
 
 
