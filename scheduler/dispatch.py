@@ -40,6 +40,7 @@ from sqlalchemy import bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import observability as obs
+from bot.channels.http import LazySession
 from bot.channels.ratelimit import BROADCAST, SendLimiter
 from bot.channels.render import to_html, to_plain
 from bot.db.models import Campaign, Delivery, Identity, Person
@@ -136,21 +137,12 @@ class TelegramSender:
         self.paid = s.telegram_paid_broadcast
         self.limiter = limiter
         self.curriculum = rt.curriculum
-        self._session: aiohttp.ClientSession | None = None
         # Enough connections for every send in flight at the full rate (a round trip of up
         # to ~0.3 s), so a granted send never queues for a connection after its slot.
         rate = limiter.capacity / max(limiter.span, 0.001)
-        self._connections = connections or int(min(1000, max(100, rate * 0.3)))
+        self._http = LazySession(15, connect=5,
+                                 connections=connections or int(min(1000, max(100, rate * 0.3))))
         self._bodies: dict[tuple[int, str], tuple[bytes, bytes]] = {}
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections, keepalive_timeout=30),
-                timeout=aiohttp.ClientTimeout(total=15, connect=5), trust_env=False,
-                json_serialize=json.dumps,
-            )  # fmt: skip
-        return self._session
 
     def _body(self, campaign: Campaign, language: str) -> tuple[bytes, bytes]:
         """The JSON body of the campaign's message in `language`, serialised once, as the
@@ -182,7 +174,7 @@ class TelegramSender:
 
     async def send(self, job: Job, campaign: Campaign) -> Result:
         try:
-            async with self._http().post(self.url, data=self.payload(job, campaign),
+            async with self._http.session.post(self.url, data=self.payload(job, campaign),
                                          headers=JSON_HEADERS) as response:  # fmt: skip
                 status = response.status
                 try:
@@ -208,8 +200,7 @@ class TelegramSender:
         return Result("transient", description)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._http.close()
 
 
 class ChannelSender:
