@@ -65,6 +65,7 @@ class LimitedStandIn(StandIn):
         self.rejections: Counter[str] = Counter()  # 429s by limit (overall | chat) and chat kind
         self.waiters: dict[int, asyncio.Future[tuple[float, JSONDict]]] = {}
         self.last_keyboard: dict[int, JSONDict] = {}
+        self.received: dict[int, list[tuple[float, str]]] = {}
 
     def _gate(self, chat_id: int) -> None:
         now = time.monotonic()
@@ -89,6 +90,9 @@ class LimitedStandIn(StandIn):
 
     def _sent(self, chat_id: int, message: JSONDict, at: float) -> None:
         self.accepted.append((at, chat_id))
+        if chat_id >= FIRST_RECIPIENT:  # which campaign reached whom, to explain a duplicate
+            text = str(message.get("text", ""))[:60]
+            self.received.setdefault(chat_id, []).append((round(at, 3), text))
         if "reply_markup" in message:
             self.last_keyboard[chat_id] = message
         waiter = self.waiters.pop(chat_id, None)
@@ -357,6 +361,8 @@ async def broadcast_alone(url: str, data: Path, args: argparse.Namespace, *, cap
         times = sorted(t for t, _c in api.accepted)
         per_second = Counter(int(t - times[0]) for t in times)
         sends = Counter(c for _t, c in api.accepted)
+        for chat in [c for c, n in sends.items() if n > 1][:5]:
+            print(f"[bench] duplicate to chat {chat}: {api.received.get(chat)}", file=sys.stderr)
         return {
             "rate": round(len(times) / (times[-1] - times[0]), 1),
             "peak": max(per_second.values()),
