@@ -175,7 +175,7 @@ class TelegramSender:
     async def send(self, job: Job, campaign: Campaign) -> Result:
         try:
             async with self._http.session.post(self.url, data=self.payload(job, campaign),
-                                         headers=JSON_HEADERS) as response:  # fmt: skip
+                                               headers=JSON_HEADERS) as response:  # fmt: skip
                 status = response.status
                 try:
                     data = json.loads(await response.read())

@@ -37,6 +37,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     ("HOCVUSO_WEBHOOK_SECRET", "has spaces!", "HOCVUSO_WEBHOOK_SECRET"),
     ("HOCVUSO_TELEGRAM_WEBHOOK", "maybe", "HOCVUSO_TELEGRAM_WEBHOOK"),
     ("HOCVUSO_PUBLIC_URL", "ftp://x", "HOCVUSO_PUBLIC_URL"),
+    ("HOCVUSO_EVENT_LOOP", "trio", "HOCVUSO_EVENT_LOOP"),
 ])
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: str, value: str,
                                       expected: str) -> None:

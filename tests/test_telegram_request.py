@@ -199,3 +199,17 @@ async def test_the_channel_uses_aiohttp_and_the_proxy(fake: FakeTelegramAPI) -> 
     for request in (channel.app.bot.request, channel.app.bot._request[0]):
         assert isinstance(request, AiohttpRequest)
         assert request.proxy == "http://127.0.0.1:3128"
+
+
+def test_answers_orjson_refuses_get_ptbs_treatment() -> None:
+    """Bot API answers are read by orjson; what it refuses (invalid UTF-8, not JSON) gets
+    python-telegram-bot's own handling: bad bytes replaced, PTB's error for non-JSON."""
+    from telegram.error import TelegramError
+
+    parse = AiohttpRequest.parse_json_payload
+    assert parse(b'{"ok":true,"result":{"text":"Xin ch\xc3\xa0o"}}') == {
+        "ok": True, "result": {"text": "Xin chào"}}
+    assert parse(b'{"ok":true,"result":"a\xffb"}') == {"ok": True, "result": "a\ufffdb"}
+    for body in (b"<html>502 Bad Gateway</html>", b"", b'{"ok": tru'):
+        with pytest.raises(TelegramError):
+            parse(body)
